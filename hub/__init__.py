@@ -1,0 +1,1 @@
+"""Publishing: the model-card template and push tooling (see ARCHITECTURE.md)."""
