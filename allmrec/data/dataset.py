@@ -78,6 +78,9 @@ class PreparedDataset:
         return load_from_disk(str(self.path / "dataset"))
 
     def split(self, name: str):
+        if name not in self.splits and name in self.manifest.get("empty_splits", []):
+            # saved without rows (datasets cannot reload a 0-shard split): same columns, no rows
+            return self.splits["test"].select([]) if name in EVAL_SPLITS else self.splits["users"].select([])
         if name not in self.splits:
             raise DataError(f"{self.path} has no split '{name}'; available: {', '.join(self.splits)}")
         return self.splits[name]
