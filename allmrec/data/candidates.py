@@ -66,7 +66,7 @@ def sample_negatives(
         take = ok & (csum <= n_neg) & done[:, None]
         out[pending[done]] = draw[take].reshape(-1, n_neg)
         pending = pending[~done]
-        width *= 2
+        width = min(width * 2, 4096)
     return out
 
 
