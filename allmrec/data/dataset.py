@@ -80,7 +80,8 @@ class PreparedDataset:
     def split(self, name: str):
         if name not in self.splits and name in self.manifest.get("empty_splits", []):
             # saved without rows (datasets cannot reload a 0-shard split): same columns, no rows
-            return self.splits["test"].select([]) if name in EVAL_SPLITS else self.splits["users"].select([])
+            src = self.splits["test"] if name in EVAL_SPLITS else self.splits["users"]
+            return src.select([]).flatten_indices()
         if name not in self.splits:
             raise DataError(f"{self.path} has no split '{name}'; available: {', '.join(self.splits)}")
         return self.splits[name]
@@ -122,32 +123,35 @@ class PreparedDataset:
     @cached_property
     def train_sequences(self) -> list[np.ndarray]:
         """``train_sequences[user_id - 1]``: time-ordered training items of each user."""
-        return [np.asarray(s, dtype=np.int64) for s in self.split("users")["train"]]
+        values, offsets = _list_column(self.split("users"), "train")
+        return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
     def eval_rows(self, split: str = "test") -> dict[str, np.ndarray | list]:
-        """Columns of an evaluation split as arrays: user_id, target, target_index, candidates (N, 20),
-        history (list of arrays), scenario (list of str)."""
+        """Columns of an evaluation split as arrays: user_id, target, target_index, candidates (N, C),
+        history (list of arrays), scenario (list of str). Read straight from Arrow (no Python lists)."""
         ds = self.split(split)
-        n = len(ds)
-        cands = np.asarray(ds["candidates"], dtype=np.int64).reshape(n, -1) if n else np.zeros((0, 20), np.int64)
+        hv, ho = _list_column(ds, "history")
         return {
-            "user_id": np.asarray(ds["user_id"], dtype=np.int64),
-            "target": np.asarray(ds["target"], dtype=np.int64),
-            "target_index": np.asarray(ds["target_index"], dtype=np.int64),
-            "candidates": cands,
-            "history": [np.asarray(h, dtype=np.int64) for h in ds["history"]],
-            "scenario": list(ds["scenario"]),
+            "user_id": _column(ds, "user_id"),
+            "target": _column(ds, "target"),
+            "target_index": _column(ds, "target_index"),
+            "candidates": self.candidates(split),
+            "history": [hv[ho[i]:ho[i + 1]] for i in range(len(ho) - 1)],
+            "scenario": ds.data.column("scenario").to_pylist(),
         }
+
+    def candidates(self, split: str = "test") -> np.ndarray:
+        """``(N, C)`` stored candidate ids of a split."""
+        ds = self.split(split)
+        values, offsets = _list_column(ds, "candidates")
+        n = len(offsets) - 1
+        return values.reshape(n, -1) if n else np.zeros((0, self.manifest["options"].get("num_candidates", 20)), np.int64)
 
     def candidate_fingerprint(self, split: str = "test") -> str:
         """sha256 over (user_id, candidates) of a split: two results with the same fingerprint were
         scored on identical candidate sets."""
         ds = self.split(split)
-        h = hashlib.sha256()
-        h.update(np.asarray(ds["user_id"], dtype=np.int64).tobytes())
-        if len(ds):
-            h.update(np.asarray(ds["candidates"], dtype=np.int64).tobytes())
-        return h.hexdigest()
+        return fingerprint(_column(ds, "user_id"), _list_column(ds, "candidates")[0])
 
     def few_shot_users(self, k: int) -> list[int]:
         ds = self.split("few_shot")
@@ -155,6 +159,27 @@ class PreparedDataset:
             if int(row["k"]) == int(k):
                 return list(row["user_ids"])
         raise DataError(f"{self.path} has no few-shot subset with k={k}; available: {sorted(ds['k'])}")
+
+
+def _column(ds, name: str) -> np.ndarray:
+    return np.asarray(ds.data.column(name).to_numpy(), dtype=np.int64)
+
+
+def _list_column(ds, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, offsets) of a list<int> column, without materialising Python lists."""
+    import pyarrow as pa
+
+    col = ds.data.column(name)
+    arr = pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], pa.list_(pa.int32()))
+    offsets = np.asarray(arr.offsets, dtype=np.int64)
+    return np.asarray(arr.flatten().to_numpy(), dtype=np.int64), offsets - offsets[0]
+
+
+def fingerprint(user_ids: np.ndarray, candidates: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(np.asarray(user_ids, dtype=np.int64).tobytes())
+    h.update(np.asarray(candidates, dtype=np.int64).ravel().tobytes())
+    return h.hexdigest()
 
 
 def load_prepared(path: str | Path) -> PreparedDataset:

@@ -32,6 +32,7 @@ from ..utils.io import atomic_directory, atomic_write_json, sha256_file
 from ..utils.logging import get_logger
 from . import processing as P
 from .candidates import assemble_candidates, sample_negatives
+from .dataset import fingerprint
 from .readers import FORMATS, detect_format, read_amazon_meta, read_amazon_reviews, read_recbole
 
 logger = get_logger(__name__)
@@ -415,10 +416,10 @@ def prepare(options: PrepareOptions, out: str | Path, overwrite: bool = False, p
         with open(tmp / "items.jsonl", "w", encoding="utf-8") as f:
             for row in zip(items_table.column("item_id").to_pylist(), items_table.column("original_id").to_pylist(), titles_by_id, texts):
                 f.write(json.dumps(dict(zip(("item_id", "original_id", "title", "text"), row)), ensure_ascii=False) + "\n")
-        from .dataset import PreparedDataset
-
-        pds = PreparedDataset(path=tmp, manifest=manifest)
-        manifest["candidate_fingerprints"] = {s: pds.candidate_fingerprint(s) for s in ("valid", "test", "cold_user_test")}
+        manifest["candidate_fingerprints"] = {
+            s: fingerprint(np.asarray(t.column("user_id")), np.asarray(t.column("candidates").combine_chunks().flatten()))
+            for s, t in (("valid", eval_tables["valid"]), ("test", eval_tables["test"]), ("cold_user_test", cold_table))
+        }
         timings["write"] = round(time.perf_counter() - t, 3)
         timings["total"] = round(time.perf_counter() - t0, 3)
         manifest["timings"] = timings

@@ -30,10 +30,12 @@ def duplicate_mask(user: np.ndarray, item: np.ndarray, ts: np.ndarray, policy: s
     if policy == "keep":
         return np.ones(len(user), dtype=bool)
     n = len(user)
-    order = np.lexsort((np.arange(n), ts, item, user))  # by user, item, time, file position
-    u, i = user[order], item[order]
+    # one int64 key per (user, item); lexsort is stable, so equal times keep file order
+    key = user.astype(np.int64) * (int(item.max(initial=0)) + 1) + item
+    order = np.lexsort((ts, key))
+    k = key[order]
     same_as_prev = np.zeros(n, dtype=bool)
-    same_as_prev[1:] = (u[1:] == u[:-1]) & (i[1:] == i[:-1])
+    same_as_prev[1:] = k[1:] == k[:-1]
     if policy == "first":
         keep_sorted = ~same_as_prev
     elif policy == "last":
@@ -83,7 +85,12 @@ def first_appearance_ids(codes: np.ndarray) -> np.ndarray:
 
 def sort_by_user_time(user: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Permutation sorting by (user, timestamp); ties keep file order (stable)."""
-    return np.lexsort((np.arange(len(user)), ts, user))
+    ts = np.asarray(ts, dtype=np.int64)
+    t0, span = int(ts.min(initial=0)), int(ts.max(initial=0)) - int(ts.min(initial=0)) + 1
+    if int(user.max(initial=0)) + 1 < (2**62) // max(span, 1):
+        # one int64 key and one stable argsort is ~2x faster than lexsort on two keys
+        return np.argsort(user.astype(np.int64) * span + (ts - t0), kind="stable")
+    return np.lexsort((ts, user))  # lexsort is stable: equal keys keep their input order
 
 
 def sequences(user_sorted: np.ndarray, num_users: int) -> np.ndarray:
