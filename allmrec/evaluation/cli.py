@@ -1,0 +1,124 @@
+"""``allmrec evaluate``: score any checkpoint on the stored candidates of a prepared split.
+
+Dispatch on what the checkpoint directory holds:
+
+* ``config.json`` with ``model_type`` sasrec / gru4rec / nextitnet / ncf → the CF evaluator here;
+* ``model_type`` allmrec → ``allmrec.model.inference.evaluate_checkpoint(args)``;
+* ``model_type`` tallrec, or a PEFT adapter directory (``adapter_config.json``) →
+  ``allmrec.baselines.evaluate.evaluate_checkpoint(args)``.
+
+Each evaluator returns the results dict (:mod:`allmrec.evaluation.results`); this command writes
+it to ``--out`` and prints a compact table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from ..errors import AllmrecError, CheckpointError
+
+CF_TYPES = ("sasrec", "gru4rec", "nextitnet", "ncf")  # kept in sync with allmrec.cf.loading.CF_MODEL_TYPES (tested)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint (CF, A-LLMRec, TALLRec) on a prepared split → results JSON",
+        description=(
+            "Score a checkpoint on the candidate sets stored in a prepared dataset (1 target + 19 fixed "
+            "negatives per user; never re-drawn) and write Hit@1/5/10, NDCG@10, MRR overall and per scenario "
+            "(warm/mid/cold items, cold users). Ties count against the target. CF models also get full-ranking "
+            "HR@10/NDCG@10 over the whole catalogue (history excluded)."
+        ),
+    )
+    p.add_argument("--model", required=True, help="checkpoint directory (CF model, A-LLMRec stage-2, TALLRec/PEFT adapter)")
+    p.add_argument("--data", required=True, help="prepared dataset directory (from `allmrec data prepare`)")
+    p.add_argument("--split", default="test", choices=["test", "valid", "cold_user_test"], help="which split to score (default: test)")
+    p.add_argument("--out", required=True, help="where to write the results JSON")
+    p.add_argument("--batch-size", type=int, default=256, help="users per scoring batch (default: 256)")
+    p.add_argument("--mode", choices=["generate", "rank"], default=None,
+                   help="LLM models: generate a title (the paper's protocol) or rank candidates by likelihood; "
+                        "CF models always rank (default: the evaluator's own choice)")
+    p.add_argument("--item-embedding", choices=["cf", "text", "auto"], default="auto",
+                   help="A-LLMRec: which stage-1 item embedding feeds the LLM (ignored by CF/TALLRec; default: auto)")
+    p.add_argument("--no-full-ranking", dest="full_ranking", action="store_false",
+                   help="CF models: skip full-catalogue HR@10/NDCG@10")
+    p.set_defaults(func=run_evaluate)
+
+
+def checkpoint_kind(path: str | Path) -> str:
+    """``cf`` / ``allmrec`` / ``tallrec`` for a checkpoint directory; CheckpointError otherwise."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory {path} does not exist")
+    if (path / "adapter_config.json").is_file():
+        return "tallrec"
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        raise CheckpointError(f"{path} has neither config.json nor adapter_config.json; it is not a checkpoint")
+    try:
+        model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise CheckpointError(f"{cfg} is corrupt ({e})") from e
+    if model_type in CF_TYPES:
+        return "cf"
+    if model_type in ("allmrec", "tallrec"):
+        return model_type
+    raise CheckpointError(f"{cfg}: unknown model_type {model_type!r}; `allmrec evaluate` handles {', '.join(CF_TYPES)}, allmrec, tallrec")
+
+
+def _external_evaluator(module: str):
+    try:
+        return importlib.import_module(module).evaluate_checkpoint
+    except (ImportError, AttributeError) as e:
+        raise AllmrecError(f"the evaluator {module}.evaluate_checkpoint is not available in this install ({e})") from e
+
+
+def evaluate_command(args) -> str:
+    """``allmrec evaluate ...`` with every option spelled out."""
+    import shlex
+
+    parts = ["allmrec", "evaluate", "--model", str(args.model), "--data", str(args.data), "--split", args.split,
+             "--out", str(args.out), "--batch-size", str(args.batch_size)]
+    if args.mode:
+        parts += ["--mode", args.mode]
+    parts += ["--item-embedding", args.item_embedding]
+    if not args.full_ranking:
+        parts.append("--no-full-ranking")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_evaluate(args) -> int:
+    from .results import format_table, write_results
+
+    if args.batch_size <= 0:
+        raise AllmrecError(f"--batch-size must be positive, got {args.batch_size}")
+    kind = checkpoint_kind(args.model)
+    # The effective command (defaults included), rebuilt from the parsed options so it is right
+    # however main() was called; evaluators may read it from args.command.
+    args.command = evaluate_command(args)
+    if kind == "cf":
+        from .cf_evaluator import evaluate_cf_checkpoint
+
+        evaluate = evaluate_cf_checkpoint
+    elif kind == "allmrec":
+        evaluate = _external_evaluator("allmrec.model.inference")
+    else:
+        evaluate = _external_evaluator("allmrec.baselines.evaluate")
+    results = evaluate(args)
+    if results is None:  # an evaluator that wrote --out itself
+        if not Path(args.out).is_file():
+            raise AllmrecError(f"the {kind} evaluator returned no results and wrote nothing to {args.out}")
+        results = json.loads(Path(args.out).read_text(encoding="utf-8"))
+    else:
+        if not results.get("command"):
+            results["command"] = args.command
+        write_results(args.out, results)
+    print(format_table(results))
+    print(f"results written to {args.out}")
+    return 0
+
+
+__all__ = ["register", "run_evaluate", "checkpoint_kind", "evaluate_command"]

@@ -1,0 +1,215 @@
+"""A-LLMRec stage-2 model configuration.
+
+Importable with only ``transformers`` and its sibling files (it ships as Hub remote code, issue 7).
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+try:  # inside the allmrec package: errors the CLI reports as one line
+    from allmrec.errors import AllmrecError as _ErrorBase
+    from allmrec.errors import CheckpointError as _CheckpointErrorBase
+except ImportError:  # loaded as Hub remote code where allmrec is not installed: plain ValueErrors
+    _ErrorBase = _CheckpointErrorBase = ValueError
+
+from .prompts import (
+    DEFAULT_CANDIDATE_TOKEN,
+    DEFAULT_HISTORY_TOKEN,
+    DEFAULT_USER_TOKEN,
+    DOMAINS,
+    PROMPT_STYLES,
+)
+
+ITEM_EMBEDDING_MODES = ("cf", "text", "auto")
+PLACEHOLDER_HANDLING = ("added_tokens", "existing_tokens")
+RANK_NORMALIZATIONS = ("sum", "mean")
+
+
+def _bases(base: type) -> tuple[type, ...]:
+    # (AllmrecError, ValueError) inside the package; just ValueError without it (a class cannot list it twice)
+    return (ValueError,) if base is ValueError else (base, ValueError)
+
+
+class ALLMRecConfigError(*_bases(_ErrorBase)):
+    """An invalid ``ALLMRecConfig`` field (a ``ValueError``; also an ``AllmrecError`` when allmrec is installed)."""
+
+
+class ALLMRecCheckpointError(*_bases(_CheckpointErrorBase)):
+    """A checkpoint or LLM that does not fit the model being loaded."""
+
+
+class ALLMRecConfig(PretrainedConfig):
+    r"""Hyper-parameters of A-LLMRec stage 2 (paper §4.2). Defaults are the paper's.
+
+    Args:
+        llm_name_or_path (`str`, defaults to ``"facebook/opt-6.7b"``):
+            The frozen causal LLM (Hub id, local folder, or an ``allmrec.assets`` short name such as
+            ``smollm2-135m-instruct``). Its weights are never stored in the checkpoint.
+        llm_hidden_size (`int`, *optional*):
+            H, the LLM's token-embedding size (OPT-6.7B: 4096). Recorded when the model is built and
+            checked when it is loaded onto an LLM.
+        llm_vocab_size (`int`, *optional*):
+            Rows of the LLM's input-embedding table; recorded and checked like ``llm_hidden_size``.
+        tokenizer_fingerprint (`str`, *optional*):
+            Token ids of a fixed probe sentence under the tokenizer used in training; a different
+            tokenizer would silently change what the projectors were trained against, so loading checks it.
+        cf_hidden_size (`int`, defaults to 50):
+            d, the size of the CF user representation x^u (paper: SASRec with 50 dims).
+        latent_dim (`int`, defaults to 128):
+            d', the size of the stage-1 joint embedding e_i and text embedding q_i (paper Table 3: 128).
+        num_items (`int`, defaults to 0):
+            Items in the catalogue (ids ``1..num_items``; 0 = padding); sizes the stored item tables.
+        cf_config (`dict`, *optional*):
+            The frozen CF model's config (``to_dict()``, with ``model_type``): the model is rebuilt from it on
+            load and its weights come from this checkpoint.
+        cf_max_seq_len (`int`, defaults to 50):
+            Most recent items the CF model reads to compute x^u (SASRec ``maxlen``, paper: 50).
+        domain (`str`, defaults to ``"movie"``):
+            Prompt wording: ``movie`` (watched), ``game`` (played) or ``item`` (bought).
+        prompt_style (`str`, defaults to ``"paper"``):
+            ``paper`` (Fig. 3 wording as normal text), ``official`` (the authors' code string verbatim) or
+            ``fig6`` (the wording of Fig. 6). See ``prompts.py``.
+        history_len (`int`, defaults to 10):
+            History titles listed in the prompt (the most recent ones; paper: 10).
+        num_candidates (`int`, defaults to 20):
+            Candidate titles per prompt (target + 19 negatives; paper: 20).
+        user_token / history_token / candidate_token (`str`):
+            Placeholder strings for O_u and the O_i after history / candidate titles
+            (``[UserRep]``, ``[HistoryEmb]``, ``[CandidateEmb]`` as in the official code).
+        placeholder_handling (`str`, defaults to ``"added_tokens"``):
+            How placeholders become single tokens: ``added_tokens`` adds them to the tokenizer (ids past the
+            LLM's vocabulary are fine: they are never looked up in the LLM's embedding table, see
+            ``modeling_allmrec``); ``existing_tokens`` requires each string to already be one token of the
+            tokenizer (e.g. Llama-3 ``<|reserved_special_token_0|>``) and leaves the tokenizer untouched.
+        item_embedding (`str`, defaults to ``"cf"``):
+            Which stage-1 vector feeds F_I: ``cf`` = e_i = f_I^enc(E_i) (paper), ``text`` = q_i = f_T^enc(SBERT),
+            ``auto`` = q_i for items with no training interaction, else e_i (the paper's "A-LLMRec (SBERT)").
+        generation_repetition_penalty (`float`, defaults to 1.5):
+            Greedy decoding's repetition penalty (official code: 1.5).
+        generation_max_new_tokens (`int`, defaults to 64):
+            Generation budget. The official code bounds prompt + answer by ``max_length=512``; one title
+            needs far fewer tokens, and the answer is parsed up to its first closing quote anyway.
+        generation_stop_at_answer (`bool`, defaults to `False`):
+            End a generated answer at its closing quote (only the first quoted title is parsed, so exact Hit@1 and
+            ``valid_rate`` are unchanged; the lenient rule then sees one title). ``False`` decodes to EOS or
+            ``generation_max_new_tokens`` like the official code; ``True`` is much faster for models that do not
+            stop by themselves (untrained projectors, LLM-Only).
+        rank_normalization (`str`, defaults to ``"sum"``):
+            Rank mode's candidate score: ``sum`` = log P(title + EOS | prompt) (the sequence likelihood the
+            LM was trained to maximise, also what greedy decoding approximates); ``mean`` = per-token mean,
+            which favours long titles whose later tokens are predictable.
+        cf_model_path (`str`, *optional*): provenance: the CF checkpoint the stage-1 model aligned.
+        stage1_path (`str`, *optional*): provenance: the stage-1 output the item tables came from.
+        dataset_name (`str`, *optional*): provenance: the prepared dataset the projectors were trained on.
+        allmrec_version (`str`, *optional*): the package version that wrote the checkpoint.
+    """
+
+    model_type = "allmrec"
+
+    def __init__(
+        self,
+        llm_name_or_path: str = "facebook/opt-6.7b",
+        llm_hidden_size: int | None = None,
+        llm_vocab_size: int | None = None,
+        tokenizer_fingerprint: str | None = None,
+        cf_hidden_size: int = 50,
+        latent_dim: int = 128,
+        num_items: int = 0,
+        cf_config: dict | None = None,
+        cf_max_seq_len: int = 50,
+        domain: str = "movie",
+        prompt_style: str = "paper",
+        history_len: int = 10,
+        num_candidates: int = 20,
+        user_token: str = DEFAULT_USER_TOKEN,
+        history_token: str = DEFAULT_HISTORY_TOKEN,
+        candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
+        placeholder_handling: str = "added_tokens",
+        item_embedding: str = "cf",
+        generation_repetition_penalty: float = 1.5,
+        generation_max_new_tokens: int = 64,
+        generation_stop_at_answer: bool = False,
+        rank_normalization: str = "sum",
+        cf_model_path: str | None = None,
+        stage1_path: str | None = None,
+        dataset_name: str | None = None,
+        allmrec_version: str | None = None,
+        **kwargs,
+    ):
+        self.llm_name_or_path = llm_name_or_path
+        self.llm_hidden_size = None if llm_hidden_size is None else int(llm_hidden_size)
+        self.llm_vocab_size = None if llm_vocab_size is None else int(llm_vocab_size)
+        self.tokenizer_fingerprint = tokenizer_fingerprint
+        self.cf_hidden_size = int(cf_hidden_size)
+        self.latent_dim = int(latent_dim)
+        self.num_items = int(num_items)
+        self.cf_config = dict(cf_config) if cf_config is not None else None
+        self.cf_max_seq_len = int(cf_max_seq_len)
+        self.domain = domain
+        self.prompt_style = prompt_style
+        self.history_len = int(history_len)
+        self.num_candidates = int(num_candidates)
+        self.user_token = user_token
+        self.history_token = history_token
+        self.candidate_token = candidate_token
+        self.placeholder_handling = placeholder_handling
+        self.item_embedding = item_embedding
+        self.generation_repetition_penalty = float(generation_repetition_penalty)
+        self.generation_max_new_tokens = int(generation_max_new_tokens)
+        self.generation_stop_at_answer = bool(generation_stop_at_answer)
+        self.rank_normalization = rank_normalization
+        self.cf_model_path = cf_model_path
+        self.stage1_path = stage1_path
+        self.dataset_name = dataset_name
+        self.allmrec_version = allmrec_version
+        self.validate_fields()
+        super().__init__(**kwargs)
+
+    def validate_fields(self) -> None:
+        """Raise :class:`ALLMRecConfigError` naming the first bad field."""
+
+        def bad(name: str, what: str):
+            raise ALLMRecConfigError(f"ALLMRecConfig.{name}={getattr(self, name)!r} is invalid: {what}")
+
+        if not isinstance(self.llm_name_or_path, str) or not self.llm_name_or_path:
+            bad("llm_name_or_path", "give a Hub id, a local folder or an allmrec asset name")
+        for name in ("cf_hidden_size", "latent_dim", "cf_max_seq_len", "history_len", "num_candidates", "generation_max_new_tokens"):
+            if getattr(self, name) <= 0:
+                bad(name, "must be a positive integer")
+        for name in ("llm_hidden_size", "llm_vocab_size"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                bad(name, "must be a positive integer or None")
+        if self.num_items < 0:
+            bad("num_items", "must be >= 0")
+        if self.domain not in DOMAINS:
+            bad("domain", f"choose one of {', '.join(DOMAINS)}")
+        if self.prompt_style not in PROMPT_STYLES:
+            bad("prompt_style", f"choose one of {', '.join(PROMPT_STYLES)}")
+        tokens = [self.user_token, self.history_token, self.candidate_token]
+        if not all(isinstance(t, str) and t.strip() for t in tokens) or len(set(tokens)) != 3:
+            bad("user_token", f"the three placeholder strings must be distinct and non-blank, got {tokens}")
+        if self.placeholder_handling not in PLACEHOLDER_HANDLING:
+            bad("placeholder_handling", f"choose one of {', '.join(PLACEHOLDER_HANDLING)}")
+        if self.item_embedding not in ITEM_EMBEDDING_MODES:
+            bad("item_embedding", f"choose one of {', '.join(ITEM_EMBEDDING_MODES)}")
+        if not self.generation_repetition_penalty > 0:
+            bad("generation_repetition_penalty", "must be > 0 (1.0 = no penalty)")
+        if self.rank_normalization not in RANK_NORMALIZATIONS:
+            bad("rank_normalization", f"choose one of {', '.join(RANK_NORMALIZATIONS)}")
+        if self.cf_config is not None and "model_type" not in self.cf_config:
+            bad("cf_config", "must be the CF model's config dict including its model_type")
+
+    @property
+    def placeholder_tokens(self) -> tuple[str, str, str]:
+        return (self.user_token, self.history_token, self.candidate_token)
+
+
+__all__ = [
+    "ALLMRecConfig",
+    "ALLMRecConfigError",
+    "ALLMRecCheckpointError",
+    "ITEM_EMBEDDING_MODES",
+    "PLACEHOLDER_HANDLING",
+    "RANK_NORMALIZATIONS",
+]

@@ -1,0 +1,401 @@
+"""Evaluate an A-LLMRec stage-2 model on the stored candidate sets of a prepared split.
+
+Every eligible user (every row of the split, or a seeded subset with ``max_users``) is scored on exactly
+the 20 stored candidates (never re-drawn). Per user: the prompt lists the last ``history_len`` items of the
+stored ``history`` (test: train + valid), x^u comes from the last ``cf_max_seq_len`` items of the same
+history, the candidates are shown in stored order.
+
+``mode="generate"`` (the paper's protocol)
+    Greedy decoding (repetition penalty 1.5), first quoted title parsed, exact match after normalisation
+    against the 20 candidate titles (:mod:`allmrec.model.matching`). Reports ``hit@1`` (exact),
+    ``hit@1_lenient`` (the authors' substring rule) and ``valid_rate`` (outputs that name a candidate).
+``mode="rank"``
+    Each candidate scored by the log-likelihood of its answer (quoted title + EOS) given the prompt
+    (``ALLMRecForRecommendation.score_candidates``: shared prompt once, KV cache repeated over the 20
+    candidates) → hit@1/5/10, ndcg@10, mrr with the shared pessimistic tie rule.
+
+Results follow :mod:`allmrec.evaluation.results`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import AllmrecError, DataError
+from ..utils.logging import get_logger
+from .matching import lenient_hit, match_candidate
+
+logger = get_logger(__name__)
+
+MODES = ("generate", "rank")
+#: users per LLM batch when the caller gives none (rank mode holds 20 KV-cache copies per user)
+DEFAULT_LLM_BATCH = 4
+#: a larger --batch-size (e.g. the CF evaluator's 256) is capped here to bound memory
+MAX_LLM_BATCH = 16
+
+
+# ---------------------------------------------------------------------------------------------- rows
+def subset_rows(rows: Mapping[str, Any], max_users: int | None, seed: int = 0) -> dict[str, Any]:
+    """A seeded random subset of ``max_users`` rows (kept in split order), or all rows."""
+    n = len(rows["user_id"])
+    if not max_users or max_users >= n:
+        return dict(rows)
+    keep = np.sort(np.random.default_rng(seed).choice(n, size=int(max_users), replace=False))
+    out = {}
+    for key, value in rows.items():
+        out[key] = value[keep] if isinstance(value, np.ndarray) else [value[i] for i in keep]
+    return out
+
+
+def rows_fingerprint(rows: Mapping[str, Any]) -> str:
+    """sha256 over (user_id, candidates) of exactly the rows evaluated."""
+    h = hashlib.sha256()
+    h.update(np.asarray(rows["user_id"], dtype=np.int64).tobytes())
+    h.update(np.asarray(rows["candidates"], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield np.arange(start, min(start + size, n))
+
+
+def _llm_batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return DEFAULT_LLM_BATCH
+    if batch_size <= 0:
+        raise AllmrecError(f"--batch-size must be positive, got {batch_size}")
+    if batch_size > MAX_LLM_BATCH:
+        logger.info("batch size %d capped to %d users per LLM batch (memory)", batch_size, MAX_LLM_BATCH)
+    return min(batch_size, MAX_LLM_BATCH)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+class _RowEncoder:
+    """Builds prompts, CF inputs and candidate continuations for batches of evaluation rows."""
+
+    def __init__(self, model, titles: Sequence[str]) -> None:
+        self.model = model
+        self.titles = titles
+        self.builder = model.prompt_builder()
+        self._continuations: dict[int, list[int]] = {}
+
+    def prompts(self, rows, idx):
+        return [self.builder.build(rows["history"][i], rows["candidates"][i], self.titles) for i in idx]
+
+    def batch(self, rows, idx):
+        from .modeling_allmrec import left_pad_histories
+        from .processing_allmrec import encode_prompts
+
+        enc = encode_prompts(self.model.tokenizer, self.prompts(rows, idx), padding_side="left")
+        enc["cf_input_ids"] = left_pad_histories([rows["history"][i] for i in idx], self.model.config.cf_max_seq_len)
+        if "user_id" in rows:
+            import torch
+
+            enc["user_ids"] = torch.as_tensor(np.asarray(rows["user_id"])[idx], dtype=torch.long)
+        return enc
+
+    def continuation(self, item_id: int) -> list[int]:
+        from .processing_allmrec import encode_target
+
+        if item_id not in self._continuations:
+            self._continuations[item_id] = encode_target(self.model.tokenizer, self.builder.target_text(self.titles[item_id]))
+        return self._continuations[item_id]
+
+
+def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progress=True) -> np.ndarray:
+    """``(N, C)`` log-likelihood scores of the stored candidates."""
+    from tqdm.auto import tqdm
+
+    enc = _RowEncoder(model, titles)
+    cands = np.asarray(rows["candidates"], dtype=np.int64)
+    scores = np.zeros(cands.shape, dtype=np.float64)
+    size = _llm_batch_size(batch_size)
+    for idx in tqdm(list(_batches(len(cands), size)), desc="rank", unit="batch", disable=not progress, leave=False):
+        b = enc.batch(rows, idx)
+        conts = [[enc.continuation(int(c)) for c in cands[i]] for i in idx]
+        s = model.score_candidates(
+            b["input_ids"], b["attention_mask"], conts, item_ids=b["item_ids"], cf_input_ids=b["cf_input_ids"],
+            user_ids=b.get("user_ids"), item_embedding=item_embedding,
+        )
+        scores[idx] = s.double().cpu().numpy()
+    return scores
+
+
+def generate_outputs(model, rows, titles, batch_size=None, item_embedding=None, progress=True, max_new_tokens=None,
+                     stop_at_answer=None) -> list[str]:
+    """Decoded answers (special tokens skipped), one per row."""
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    enc = _RowEncoder(model, titles)
+    outputs: list[str] = []
+    size = _llm_batch_size(batch_size)
+    n = len(rows["user_id"])
+    for idx in tqdm(list(_batches(n, size)), desc="generate", unit="batch", disable=not progress, leave=False):
+        b = enc.batch(rows, idx)
+        with warnings.catch_warnings():
+            # With inputs_embeds only, the penalty covers generated tokens only: the official code's behaviour.
+            warnings.filterwarnings("ignore", message=".*repetition_penalty.*inputs_embeds.*")
+            new = model.generate_answers(
+                b["input_ids"], b["attention_mask"], item_ids=b["item_ids"], cf_input_ids=b["cf_input_ids"],
+                user_ids=b.get("user_ids"), item_embedding=item_embedding, max_new_tokens=max_new_tokens,
+                stop_at_answer=stop_at_answer,
+            )
+        outputs.extend(model.tokenizer.batch_decode(new, skip_special_tokens=True))
+    return outputs
+
+
+def generation_metrics(outputs: Sequence[str], rows: Mapping[str, Any], titles: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-user ``hit@1`` (exact), ``hit@1_lenient`` (authors' rule) and ``valid_rate`` (names a candidate)."""
+    cands = np.asarray(rows["candidates"], dtype=np.int64)
+    targets = np.asarray(rows["target"], dtype=np.int64)
+    hit = np.zeros(len(outputs))
+    lenient = np.zeros(len(outputs))
+    valid = np.zeros(len(outputs))
+    for i, out in enumerate(outputs):
+        cand_titles = [titles[c] for c in cands[i]]
+        j = match_candidate(out, cand_titles)
+        valid[i] = j is not None
+        # a duplicated title among the candidates counts as the target if the target carries it
+        hit[i] = j is not None and cand_titles[j] == titles[targets[i]]
+        lenient[i] = lenient_hit(out, titles[targets[i]])
+    return {"hit@1": hit, "hit@1_lenient": lenient, "valid_rate": valid}
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+def evaluate_model(
+    model,
+    dataset,
+    split: str = "test",
+    mode: str = "generate",
+    item_embedding: str | None = None,
+    batch_size: int | None = None,
+    max_users: int | None = None,
+    seed: int = 0,
+    model_name: str | None = None,
+    command: str | None = None,
+    timings: dict[str, float] | None = None,
+    progress: bool = True,
+    n_examples: int = 5,
+    stop_at_answer: bool | None = None,
+) -> dict[str, Any]:
+    """Evaluate a loaded model on a :class:`~allmrec.data.dataset.PreparedDataset` split → results dict."""
+    from ..evaluation.cf_evaluator import check_rows
+    from ..evaluation.metrics import per_user_rank_metrics, ranks_from_scores
+    from ..evaluation.results import build_results
+
+    if mode not in MODES:
+        raise AllmrecError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    item_embedding = item_embedding or model.config.item_embedding
+    timings = dict(timings or {})
+    titles = dataset.titles
+    if len(titles) != model.config.num_items + 1:
+        raise DataError(
+            f"{dataset.path} has {len(titles) - 1} items but the model was trained on {model.config.num_items}; "
+            "evaluate on the dataset it was trained on"
+        )
+    all_rows = dataset.eval_rows(split)
+    check_rows(all_rows, str(dataset.path), split)
+    rows = subset_rows(all_rows, max_users, seed)
+    n = len(rows["user_id"])
+    logger.info("A-LLMRec %s on %s/%s: %d users, item embedding %s", mode, dataset.name, split, n, item_embedding)
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    extras: dict[str, Any] = {}
+    try:
+        if mode == "rank":
+            scores = rank_scores(model, rows, titles, batch_size, item_embedding, progress)
+            per_user = per_user_rank_metrics(ranks_from_scores(scores, rows["target_index"]))
+            extras["rank_normalization"] = model.config.rank_normalization
+        else:
+            stop = model.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
+            outputs = generate_outputs(model, rows, titles, batch_size, item_embedding, progress, stop_at_answer=stop)
+            per_user = generation_metrics(outputs, rows, titles)
+            extras["examples"] = [
+                {"user_id": int(rows["user_id"][i]), "target": titles[int(rows["target"][i])], "output": outputs[i]}
+                for i in range(min(n_examples, n))
+            ]
+            extras["generation"] = {
+                "do_sample": False,
+                "repetition_penalty": model.config.generation_repetition_penalty,
+                "max_new_tokens": model.config.generation_max_new_tokens,
+                "stop_at_answer": stop,
+            }
+    finally:
+        model.train(was_training)
+    elapsed = time.perf_counter() - start
+    timings[f"{mode}"] = round(elapsed, 3)
+    return build_results(
+        model=model_name or str(getattr(model, "name_or_path", "allmrec")),
+        model_type="allmrec",
+        dataset=dataset.name,
+        dataset_path=str(dataset.path),
+        split=split,
+        per_user=per_user,
+        scenarios=rows["scenario"],
+        candidate_fingerprint=dataset.candidate_fingerprint(split),
+        command=command,
+        timings=timings,
+        mode=mode,
+        item_embedding=item_embedding,
+        prompt_style=model.config.prompt_style,
+        llm=model.config.llm_name_or_path,
+        num_candidates=int(np.asarray(rows["candidates"]).shape[1]),
+        users_in_split=len(all_rows["user_id"]),
+        user_subset={"max_users": max_users, "seed": seed} if max_users and max_users < len(all_rows["user_id"]) else None,
+        evaluated_rows_fingerprint=rows_fingerprint(rows),
+        users_per_second=round(n / elapsed, 4) if elapsed > 0 else None,
+        **extras,
+    )
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_for_inference(path: str | Path, llm: str | None = None, device: str | None = None, llm_dtype: str = "auto", **overrides):
+    """Load a stage-2 checkpoint (and its LLM) for inference on ``device`` (default: cuda if available)."""
+    import torch
+
+    from .modeling_allmrec import ALLMRecForRecommendation
+
+    device = device or default_device()
+    dtype = resolve_llm_dtype(llm_dtype, device)
+    if llm:
+        overrides["llm_name_or_path"] = llm
+    model = ALLMRecForRecommendation.from_pretrained(str(path), llm_kwargs={"dtype": dtype}, **overrides)
+    model.to(torch.device(device))
+    return model.eval()
+
+
+def resolve_llm_dtype(name: str, device: str):
+    """``auto`` → bfloat16 on a GPU that supports it (fp16 otherwise), float32 on CPU."""
+    import torch
+
+    if name == "auto":
+        if str(device).startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise AllmrecError(f"--llm-dtype must be auto, float32, bfloat16 or float16, got {name!r}")
+    return table[name]
+
+
+def evaluate_checkpoint(args) -> dict[str, Any]:
+    """``allmrec evaluate`` entry for A-LLMRec checkpoints.
+
+    Reads ``args.model``, ``args.data``, ``args.split``, ``args.mode`` (None → generate, the paper's
+    protocol), ``args.item_embedding`` (None → the checkpoint's), ``args.batch_size`` and optional
+    ``args.max_users``, ``args.stop_at_answer``, ``args.llm``, ``args.device``, ``args.llm_dtype``.
+    """
+    from ..data.dataset import PreparedDataset
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    dataset = PreparedDataset.load(args.data)
+    timings["load_data"] = round(time.perf_counter() - start, 3)
+    start = time.perf_counter()
+    model = load_for_inference(
+        args.model, llm=getattr(args, "llm", None), device=getattr(args, "device", None),
+        llm_dtype=getattr(args, "llm_dtype", "auto") or "auto",
+    )
+    timings["load_model"] = round(time.perf_counter() - start, 3)
+    return evaluate_model(
+        model,
+        dataset,
+        split=args.split,
+        mode=getattr(args, "mode", None) or "generate",
+        item_embedding=getattr(args, "item_embedding", None),
+        batch_size=getattr(args, "batch_size", None),
+        max_users=getattr(args, "max_users", None),
+        stop_at_answer=getattr(args, "stop_at_answer", None),
+        model_name=str(args.model),
+        timings=timings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- recommend
+def run_recommend(args) -> int:
+    """``allmrec recommend``: one user's history + candidates → ranked titles with scores (or a generated answer)."""
+    import json
+
+    model = load_for_inference(args.model, llm=args.llm, device=args.device)
+    history = _split_items(args.history)
+    candidates = _split_items(args.candidates)
+    if not history or not candidates:
+        raise AllmrecError("--history and --candidates each need at least one item (ids or titles, separated by '|')")
+    try:
+        if args.mode == "generate":  # ValueError: unknown title / id → one-line error
+            result = recommend_generate(model, history, candidates, item_embedding=args.item_embedding)
+            print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else result["answer"])
+            return 0
+        ranked = model.recommend(history, candidates, item_embedding=args.item_embedding)
+    except ValueError as e:
+        raise AllmrecError(str(e)) from e
+    if args.json:
+        print(json.dumps(ranked, ensure_ascii=False, indent=2))
+    else:
+        for pos, r in enumerate(ranked, 1):
+            print(f"{pos:>2}. {r['score']:>10.3f}  [{r['item_id']}] {r['title']}")
+    return 0
+
+
+def recommend_generate(model, history, candidates, item_embedding=None) -> dict[str, Any]:
+    """Generate one answer for one user; report which candidate (if any) it names."""
+    from .modeling_allmrec import left_pad_histories
+    from .processing_allmrec import encode_prompts
+
+    if model.item_titles is None:
+        raise AllmrecError("this checkpoint has no item catalogue (item_catalogue.json); generation needs titles")
+    hist = model.to_item_ids(history, "history")
+    cands = model.to_item_ids(candidates, "candidates")
+    prompt = model.prompt_builder().build(hist, cands, model.item_titles)
+    b = encode_prompts(model.tokenizer, [prompt], padding_side="left")
+    new = model.generate_answers(
+        b["input_ids"], b["attention_mask"], item_ids=b["item_ids"],
+        cf_input_ids=left_pad_histories([hist], model.config.cf_max_seq_len), item_embedding=item_embedding,
+    )
+    answer = model.tokenizer.decode(new[0], skip_special_tokens=True)
+    j = match_candidate(answer, [model.item_titles[c] for c in cands])
+    return {"answer": answer, "item_id": cands[j] if j is not None else None,
+            "title": model.item_titles[cands[j]] if j is not None else None}
+
+
+def _split_items(text: str | None) -> list[int | str]:
+    """``"1,2,3"`` → ids; ``"Toy Story (1995)|Heat (1995)"`` → titles (titles contain commas, so '|')."""
+    if not text:
+        return []
+    parts = [p.strip() for p in (text.split("|") if "|" in text else text.split(","))]
+    parts = [p for p in parts if p]
+    if all(p.isdigit() for p in parts):
+        return [int(p) for p in parts]
+    if "|" not in text and len(parts) > 1:
+        return [text.strip()]  # one title with commas in it
+    return parts
+
+
+__all__ = [
+    "MODES",
+    "subset_rows",
+    "rows_fingerprint",
+    "rank_scores",
+    "generate_outputs",
+    "generation_metrics",
+    "evaluate_model",
+    "evaluate_checkpoint",
+    "load_for_inference",
+    "resolve_llm_dtype",
+    "run_recommend",
+    "recommend_generate",
+]

@@ -1,0 +1,800 @@
+"""A-LLMRec stage 2 (Kim et al., KDD 2024, §4.2): a frozen causal LLM that reads a CF user representation and
+stage-1 item embeddings as soft tokens.
+
+Importable with only torch, transformers and the sibling files (it ships as Hub remote code, issue 7);
+``allmrec`` is used when installed (asset names, CF model registration, error classes), never required.
+
+What the model holds
+    * ``llm``: the frozen causal LM (``requires_grad_(False)``, always in eval mode). Built **once**, passed
+      in or loaded from ``config.llm_name_or_path``; its weights are **never** written to a checkpoint
+      (``save_pretrained`` filters every ``llm.*`` tensor out explicitly: ``_keys_to_ignore_on_save`` only
+      matches exact keys in transformers 5.x).
+    * ``user_projector`` F_U: Linear(d→H)–LayerNorm–LeakyReLU–Linear(H→H) and ``item_projector`` F_I:
+      Linear(d'→H)–LayerNorm–GELU–Linear(H→H), xavier-normal weights as in the official code. The only
+      trainable parameters.
+    * ``cf_model``: the frozen CF recommender (e.g. SASRec) that turns an item history into x^u. Saved with
+      the checkpoint (a few hundred KB), rebuilt from ``config.cf_config``, so a checkpoint scores any user
+      from an item history on its own. ``user_embeds=`` bypasses it (precomputed x^u).
+    * buffers ``item_joint`` (e_i = f_I^enc(E_i)), ``item_text`` (q_i = f_T^enc(SBERT(text_i))) and
+      ``item_train_count`` (for ``item_embedding="auto"``): stage 1's frozen outputs, stored in the checkpoint
+      instead of the stage-1 encoders (they are all F_I ever reads).
+    * the item catalogue (titles by id), written as ``item_catalogue.json`` beside the weights.
+
+Placeholders and splicing
+    The prompt text contains ``[UserRep]``, ``[HistoryEmb]``, ``[CandidateEmb]``; they are single tokenizer
+    tokens (``processing_allmrec``: added to the tokenizer, ids usually ≥ the LLM vocabulary; the LLM's
+    embedding matrix is never resized). :meth:`embed_prompt` replaces those ids by a safe id before the
+    embedding lookup, then writes O_u = F_U(x^u) and O_i = F_I(e_i) into their positions with one
+    ``masked_scatter`` each, after checking per row that the number of placeholders equals the number of
+    vectors (``ValueError`` otherwise). No Python loop over tokens. The user token is the first text
+    token: after a BOS when the tokenizer adds one (the official code puts O_u before BOS; a BOS at
+    position 0 is what every pretrained LM has seen).
+
+Scoring
+    * :meth:`generate_answers`: left-padded batch, ``llm.generate(inputs_embeds=...)`` greedy with the
+      configured repetition penalty; returns only the new tokens.
+    * :meth:`score_candidates`: log-likelihood of each candidate's answer (quoted title + EOS). The prompt is
+      run **once** with a KV cache, the cache is repeated for the C candidates
+      (``Cache.batch_repeat_interleave``), and all B×C continuations run in one batch.
+      ``config.rank_normalization`` picks sum (default) or mean over the continuation tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
+from transformers.generation import (
+    LogitsProcessorList,
+    RepetitionPenaltyLogitsProcessor,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+from transformers import initialization as hf_init
+from transformers.utils import ModelOutput
+
+from .configuration_allmrec import ALLMRecCheckpointError, ALLMRecConfig
+from .processing_allmrec import (
+    IGNORE_INDEX,
+    encode_prompts,
+    encode_target,
+    pad_token_id,
+    setup_placeholder_tokens,
+    tokenizer_fingerprint,
+)
+from .prompts import PromptBuilder
+
+CATALOGUE_FILE = "item_catalogue.json"
+WEIGHTS_FILE = "model.safetensors"
+_LLM_PREFIX = "llm."
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _resolve_llm_name(name: str) -> str:
+    """Map an ``allmrec.assets`` short name (e.g. ``smollm2-135m-instruct``) to its local folder."""
+    try:
+        from allmrec.assets import resolve_llm
+    except ImportError:  # Hub remote code without allmrec: names are Hub ids or paths
+        return name
+    return resolve_llm(name)
+
+
+def load_llm(name_or_path: str, **llm_kwargs):
+    """Load the frozen LLM and its tokenizer (``AutoModelForCausalLM`` / ``AutoTokenizer``)."""
+    path = _resolve_llm_name(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        llm = AutoModelForCausalLM.from_pretrained(path, **llm_kwargs)
+    except (OSError, ValueError) as e:
+        raise ALLMRecCheckpointError(
+            f"cannot load the base LLM {name_or_path!r} ({type(e).__name__}: {e}); pass llm=/tokenizer= or "
+            f"llm_name_or_path=<a local folder or Hub id>"
+        ) from e
+    return llm, tokenizer
+
+
+def _build_cf_model(cf_config: dict):
+    """Rebuild the frozen CF model from its stored config (weights come from the checkpoint)."""
+    try:  # registers sasrec/gru4rec/nextitnet/ncf with AutoConfig/AutoModel when allmrec is installed
+        from allmrec.cf import register_auto_classes
+
+        register_auto_classes()
+    except ImportError:
+        pass
+    cfg = dict(cf_config)
+    model_type = cfg.pop("model_type")
+    try:
+        config = AutoConfig.for_model(model_type, **cfg)
+    except (KeyError, ValueError) as e:
+        raise ALLMRecCheckpointError(
+            f"this checkpoint's CF model type {model_type!r} is not known to transformers here; install allmrec "
+            f"(which registers it) or pass cf_model=<the CF model>"
+        ) from e
+    return AutoModel.from_config(config)
+
+
+def _freeze(module: nn.Module) -> None:
+    module.requires_grad_(False)
+    module.eval()
+    # Already-initialised weights: keep post_init()'s weight initialisation away from them.
+    for m in module.modules():
+        m._is_hf_initialized = True
+    for p in module.parameters():
+        p._is_hf_initialized = True
+
+
+def left_pad_histories(histories: Sequence[Sequence[int]], maxlen: int) -> torch.LongTensor:
+    """Keep the last ``maxlen`` items of each history, left-pad with 0 → ``(B, maxlen)`` (CF input)."""
+    out = torch.zeros((len(histories), maxlen), dtype=torch.long)
+    for i, h in enumerate(histories):
+        h = [int(x) for x in list(h)[-maxlen:]]
+        if h:
+            out[i, maxlen - len(h):] = torch.tensor(h, dtype=torch.long)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- modules
+class ALLMRecProjector(nn.Module):
+    """A 2-layer MLP into the LLM token space: Linear(in→H)–LayerNorm(H)–act–Linear(H→H) (paper Eq. 7)."""
+
+    def __init__(self, in_dim: int, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.act = nn.LeakyReLU() if activation == "leaky_relu" else nn.GELU()
+        self.fc2 = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.norm(self.fc1(x))))
+
+
+class _ClosingQuoteCriteria(StoppingCriteria):
+    """Done once a row's generated tokens contain two ``"`` (the answer's opening and closing quote)."""
+
+    def __init__(self, quote_counts: torch.Tensor) -> None:
+        self.quote_counts = quote_counts
+
+    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
+        table = self.quote_counts.to(input_ids.device)
+        return table[input_ids.clamp(0, len(table) - 1)].sum(1) >= 2
+
+
+@dataclass
+class ALLMRecOutput(ModelOutput):
+    """Output of :meth:`ALLMRecForRecommendation.forward`.
+
+    Args:
+        loss: mean token cross-entropy over the target title tokens + EOS (when ``labels`` are given).
+        logits: the LLM's logits ``(B, T, V)`` (or the kept last positions).
+        cache: the LLM's KV cache (``use_cache=True``).
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    cache: object | None = None
+
+
+class ALLMRecPreTrainedModel(PreTrainedModel):
+    config_class = ALLMRecConfig
+    base_model_prefix = "allmrec"
+    main_input_name = "input_ids"
+    # The LLM (and CF model) are never part of *our* initialisation or weight files.
+    _keys_to_ignore_on_load_missing = [r"^llm\."]
+    _no_split_modules = []
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only the projectors are ours to initialise; sub-models (LLM, CF) dispatch to their own
+        # _initialize_weights and are flagged as initialised in _freeze().
+        if isinstance(module, ALLMRecProjector):
+            # official code: nn.init.xavier_normal_ on both Linear weights; biases keep PyTorch defaults
+            hf_init.xavier_normal_(module.fc1.weight)
+            hf_init.xavier_normal_(module.fc2.weight)
+
+
+# ---------------------------------------------------------------------------------------------- model
+class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
+    r"""A-LLMRec: frozen LLM + F_U/F_I projectors + frozen CF model + stored stage-1 item tables.
+
+    Build a fresh model with :meth:`from_components` (training), load one with :meth:`from_pretrained`.
+
+    Example::
+
+        >>> model = ALLMRecForRecommendation.from_pretrained("runs/stage2", llm=llm, tokenizer=tok)
+        >>> model.recommend(history=[50, 172, 133], candidates=[1, 2, 3, 98])
+        [{'item_id': 98, 'title': ..., 'score': -3.1}, ...]
+    """
+
+    def __init__(self, config: ALLMRecConfig, llm=None, tokenizer=None, cf_model=None) -> None:
+        super().__init__(config)
+        if llm is None:
+            llm, loaded_tok = load_llm(config.llm_name_or_path)
+            tokenizer = tokenizer or loaded_tok
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(_resolve_llm_name(config.llm_name_or_path))
+        self._check_llm(llm, tokenizer)
+        _freeze(llm)
+        self.llm = llm
+
+        if cf_model is None and config.cf_config is not None:
+            cf_model = _build_cf_model(config.cf_config)
+        if cf_model is not None:
+            cf_dim = int(getattr(cf_model.config, "hidden_size", config.cf_hidden_size))
+            if cf_dim != config.cf_hidden_size:
+                raise ALLMRecCheckpointError(
+                    f"the CF model's hidden size is {cf_dim} but this A-LLMRec config expects "
+                    f"cf_hidden_size={config.cf_hidden_size}; use the CF model the projectors were trained with"
+                )
+            _freeze(cf_model)
+        self.cf_model = cf_model
+
+        hidden = int(config.llm_hidden_size)
+        self.user_projector = ALLMRecProjector(config.cf_hidden_size, hidden, "leaky_relu")
+        self.item_projector = ALLMRecProjector(config.latent_dim, hidden, "gelu")
+        n = config.num_items + 1
+        self.register_buffer("item_joint", torch.zeros(n, config.latent_dim))
+        self.register_buffer("item_text", torch.zeros(n, config.latent_dim))
+        self.register_buffer("item_train_count", torch.zeros(n, dtype=torch.long))
+        self.item_titles: list[str] | None = None
+        self._llm_gradient_checkpointing = False
+
+        self.tokenizer = tokenizer
+        self.user_token_id, self.history_token_id, self.candidate_token_id = setup_placeholder_tokens(
+            tokenizer, config.placeholder_tokens, config.placeholder_handling
+        )
+        self.post_init()
+
+    # ------------------------------------------------------------------------------ construction
+    def _check_llm(self, llm, tokenizer) -> None:
+        """Record H / vocab / tokenizer fingerprint on a fresh config, or check them on a loaded one."""
+        emb = llm.get_input_embeddings().weight
+        vocab, hidden = int(emb.shape[0]), int(emb.shape[1])
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        cfg = self.config
+        where = f"(trained on {cfg.llm_name_or_path!r})"
+        if cfg.llm_hidden_size is not None and cfg.llm_hidden_size != hidden:
+            raise ALLMRecCheckpointError(
+                f"LLM hidden size mismatch: this checkpoint's projectors output {cfg.llm_hidden_size} dims {where} "
+                f"but the given LLM has hidden size {hidden}; load it with the LLM it was trained on"
+            )
+        if cfg.llm_vocab_size is not None and cfg.llm_vocab_size != vocab:
+            raise ALLMRecCheckpointError(
+                f"LLM vocabulary mismatch: checkpoint {where} expects {cfg.llm_vocab_size} embedding rows, the given "
+                f"LLM has {vocab}; load it with the LLM it was trained on"
+            )
+        if cfg.tokenizer_fingerprint is not None and cfg.tokenizer_fingerprint != fingerprint:
+            raise ALLMRecCheckpointError(
+                f"tokenizer mismatch: the given tokenizer splits text differently from the one this checkpoint "
+                f"was trained with {where}; pass that LLM's tokenizer"
+            )
+        cfg.llm_hidden_size, cfg.llm_vocab_size, cfg.tokenizer_fingerprint = hidden, vocab, fingerprint
+
+    @classmethod
+    def from_components(
+        cls,
+        llm,
+        tokenizer,
+        cf_model,
+        item_joint: torch.Tensor,
+        item_text: torch.Tensor | None = None,
+        item_train_count: Sequence[int] | torch.Tensor | None = None,
+        item_titles: Sequence[str] | None = None,
+        llm_name_or_path: str | None = None,
+        **config_kwargs,
+    ) -> "ALLMRecForRecommendation":
+        """A fresh (untrained projectors) model from a loaded LLM, CF model and stage-1 item tables.
+
+        ``item_joint`` / ``item_text`` are ``(num_items + 1, d')`` with row 0 = padding; config fields not
+        derived from the components (domain, prompt_style, ...) go in ``config_kwargs``.
+        """
+        item_joint = torch.as_tensor(item_joint, dtype=torch.float32)
+        if item_joint.dim() != 2:
+            raise ALLMRecCheckpointError(f"item_joint must be (num_items + 1, d'), got shape {tuple(item_joint.shape)}")
+        n_rows, latent = item_joint.shape
+        item_text = torch.zeros_like(item_joint) if item_text is None else torch.as_tensor(item_text, dtype=torch.float32)
+        if item_text.shape != item_joint.shape:
+            raise ALLMRecCheckpointError(f"item_text shape {tuple(item_text.shape)} != item_joint shape {tuple(item_joint.shape)}")
+        counts = torch.zeros(n_rows, dtype=torch.long) if item_train_count is None else torch.as_tensor(item_train_count, dtype=torch.long)
+        if counts.shape != (n_rows,):
+            raise ALLMRecCheckpointError(f"item_train_count must have {n_rows} entries (row 0 = padding), got {tuple(counts.shape)}")
+        if item_titles is not None and len(item_titles) != n_rows:
+            raise ALLMRecCheckpointError(f"item_titles must have {n_rows} entries (index 0 = padding), got {len(item_titles)}")
+        cf_config = cf_model.config.to_dict() if cf_model is not None else None
+        cf_hidden = int(cf_model.config.hidden_size) if cf_model is not None else int(config_kwargs.pop("cf_hidden_size", 50))
+        cf_maxlen = int(getattr(cf_model.config, "maxlen", 50)) if cf_model is not None else 50
+        config_kwargs.setdefault("cf_max_seq_len", cf_maxlen)
+        config = ALLMRecConfig(
+            llm_name_or_path=llm_name_or_path or getattr(llm.config, "_name_or_path", None) or "unknown",
+            cf_hidden_size=cf_hidden,
+            latent_dim=int(latent),
+            num_items=int(n_rows - 1),
+            cf_config=cf_config,
+            **config_kwargs,
+        )
+        model = cls(config, llm=llm, tokenizer=tokenizer, cf_model=cf_model)
+        model.set_item_tables(item_joint, item_text, counts)
+        model.item_titles = list(item_titles) if item_titles is not None else None
+        return model
+
+    def set_item_tables(self, joint: torch.Tensor, text: torch.Tensor, train_count: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.item_joint.copy_(joint.to(self.item_joint.device))
+            self.item_text.copy_(text.to(self.item_text.device))
+            self.item_train_count.copy_(train_count.to(self.item_train_count.device))
+
+    # ------------------------------------------------------------------------------ modes
+    def train(self, mode: bool = True):
+        """Only the projectors ever train: the LLM and the CF model stay in eval mode (no dropout)."""
+        super().train(mode)
+        self.llm.eval()
+        if self.cf_model is not None:
+            self.cf_model.eval()
+        if mode and self._llm_gradient_checkpointing:
+            self._activate_checkpointed_layers()
+        return self
+
+    def enable_llm_gradient_checkpointing(self) -> None:
+        """Recompute the frozen LLM's activations in backward (less memory, ~30 % more compute).
+
+        transformers checkpoints a layer only when that layer is in training mode, so exactly those layer
+        modules are switched to training mode while their sub-modules stay in eval; a layer body that applies
+        dropout itself (OPT) gets its dropout rate set to 0 so the frozen LLM stays deterministic.
+        """
+        if hasattr(self.llm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            self.llm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self._llm_gradient_checkpointing = True
+        self.train(self.training)
+
+    def _activate_checkpointed_layers(self) -> None:
+        for module in self.llm.modules():
+            if getattr(module, "gradient_checkpointing", False) and hasattr(module, "_gradient_checkpointing_func"):
+                module.training = True
+                if isinstance(getattr(module, "dropout", None), float):
+                    module.dropout = 0.0
+
+    # ------------------------------------------------------------------------------ embeddings
+    def item_latents(self, item_ids: torch.LongTensor, item_embedding: str | None = None) -> torch.Tensor:
+        """Stage-1 vectors fed to F_I: ``cf`` e_i, ``text`` q_i, ``auto`` q_i for items never trained on."""
+        mode = item_embedding or self.config.item_embedding
+        item_ids = item_ids.to(self.item_joint.device)
+        if mode == "cf":
+            return self.item_joint[item_ids]
+        if mode == "text":
+            return self.item_text[item_ids]
+        if mode == "auto":
+            cold = (self.item_train_count[item_ids] == 0).unsqueeze(-1)
+            return torch.where(cold, self.item_text[item_ids], self.item_joint[item_ids])
+        raise ValueError(f"item_embedding must be cf, text or auto, got {mode!r}")
+
+    @torch.no_grad()
+    def user_representation(self, cf_input_ids: torch.LongTensor, user_ids: torch.LongTensor | None = None) -> torch.Tensor:
+        """x^u from the frozen CF model: ``(B, L)`` left-padded item ids → ``(B, d)``."""
+        if self.cf_model is None:
+            raise ValueError("this model has no CF model; pass user_embeds (precomputed x^u) instead of cf_input_ids")
+        device = next(self.cf_model.parameters()).device
+        uids = user_ids.to(device) if user_ids is not None else None
+        return self.cf_model.user_representation(cf_input_ids.to(device), uids).float()
+
+    def embed_prompt(
+        self,
+        input_ids: torch.LongTensor,
+        item_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+    ) -> torch.Tensor:
+        """Token embeddings with O_u and O_i written at their placeholders → ``(B, T, H)``.
+
+        ``item_ids`` ``(B, P)`` lists, per row and in order of appearance, the item of every
+        ``[HistoryEmb]``/``[CandidateEmb]`` token (-1 = padding). Raises ``ValueError`` when a row's
+        placeholder count differs from its number of vectors.
+        """
+        embedding = self.llm.get_input_embeddings()
+        input_ids = input_ids.to(embedding.weight.device)
+        user_mask = input_ids == self.user_token_id
+        item_mask = (input_ids == self.history_token_id) | (input_ids == self.candidate_token_id)
+        # Placeholder ids may lie past the LLM's vocabulary: look up a harmless id there, overwritten below.
+        safe_ids = input_ids.masked_fill(user_mask | item_mask, 0)
+        embeds = embedding(safe_ids)
+
+        users_per_row = user_mask.sum(1)
+        if bool(user_mask.any()):
+            if not bool((users_per_row == 1).all()):
+                raise ValueError(
+                    f"every prompt needs exactly one user token {self.config.user_token!r}; found per row "
+                    f"{users_per_row.tolist()}"
+                )
+            if user_embeds is None:
+                if cf_input_ids is None:
+                    raise ValueError("the prompt has a user token: pass cf_input_ids (item history) or user_embeds")
+                user_embeds = self.user_representation(cf_input_ids, user_ids)
+            user_embeds = user_embeds.to(device=embeds.device)
+            if user_embeds.shape[0] != input_ids.shape[0]:
+                raise ValueError(f"{user_embeds.shape[0]} user representations for {input_ids.shape[0]} prompts")
+            o_u = self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype)).to(embeds.dtype)
+            embeds = embeds.masked_scatter(user_mask.unsqueeze(-1).expand_as(embeds), o_u)
+
+        n_placeholders = item_mask.sum(1)
+        if item_ids is None:
+            item_ids = torch.full((input_ids.shape[0], 0), -1, dtype=torch.long)
+        item_ids = item_ids.to(embeds.device)
+        valid = item_ids >= 0
+        n_vectors = valid.sum(1)
+        if item_ids.shape[0] != input_ids.shape[0] or not bool((n_placeholders == n_vectors).all()):
+            raise ValueError(
+                f"item placeholder / item embedding count mismatch: placeholders per row {n_placeholders.tolist()}, "
+                f"item ids per row {n_vectors.tolist()}"
+            )
+        if bool(valid.any()):
+            latents = self.item_latents(item_ids[valid], item_embedding)  # row-major = order of appearance
+            o_i = self.item_projector(latents.to(self.item_projector.fc1.weight.dtype)).to(embeds.dtype)
+            embeds = embeds.masked_scatter(item_mask.unsqueeze(-1).expand_as(embeds), o_i)
+        return embeds
+
+    # ------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor | None = None,
+        item_ids: torch.LongTensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+        use_cache: bool = False,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> ALLMRecOutput:
+        """Splice the soft tokens and run the frozen LLM; with ``labels`` the loss is the LLM's shifted
+        cross-entropy over the non-ignored (target + EOS) tokens."""
+        inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
+        if attention_mask is None:
+            attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
+        attention_mask = attention_mask.to(inputs_embeds.device)
+        if position_ids is None:
+            # Correct for left and right padding alike (pads get position 0 and are masked).
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        keep = logits_to_keep
+        first_label = None
+        if labels is not None:
+            labels = labels.to(inputs_embeds.device)
+            has_label = (labels != IGNORE_INDEX).any(0)
+            if not bool(has_label.any()):
+                raise ValueError("labels mark no target token (all are -100)")
+            # The LM head over the ~400 prompt positions is ~20 % of the compute and most of the activation
+            # memory, yet only target tokens carry loss: keep logits from the position predicting the first one.
+            first_label = int(has_label.nonzero()[0])
+            keep = input_ids.shape[1] - first_label + 1 if self._llm_accepts("logits_to_keep") else 0
+        extra = {"logits_to_keep": keep} if keep else {}
+        out = self.llm(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids.to(inputs_embeds.device),
+            use_cache=use_cache,
+            **extra,
+        )
+        loss = None
+        if labels is not None:
+            logits = out.logits[:, -(input_ids.shape[1] - first_label + 1):]  # no-op when keep was applied
+            # logits at position t predict token t + 1 (the usual causal-LM shift)
+            loss = nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                labels[:, first_label:].reshape(-1),
+                ignore_index=IGNORE_INDEX,
+            )
+        kv = getattr(out, "cache", None) if hasattr(out, "cache") else getattr(out, "past_key_values", None)
+        return ALLMRecOutput(loss=loss, logits=out.logits, cache=kv)
+
+    def _llm_accepts(self, argument: str) -> bool:
+        import inspect
+
+        return argument in inspect.signature(self.llm.forward).parameters
+
+    # ------------------------------------------------------------------------------ inference
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    @torch.no_grad()
+    def generate_answers(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        item_ids: torch.LongTensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+        max_new_tokens: int | None = None,
+        repetition_penalty: float | None = None,
+        stop_at_answer: bool | None = None,
+    ) -> torch.LongTensor:
+        """Greedy decoding from a **left-padded** batch → only the new token ids ``(B, new)``.
+
+        ``stop_at_answer`` (default: ``config.generation_stop_at_answer``) ends a row once it has produced the
+        answer's closing quote, since only the first quoted title is parsed; otherwise rows run to EOS or
+        ``max_new_tokens`` as in the official code.
+        """
+        if bool((attention_mask[:, -1] == 0).any()):
+            raise ValueError("generation needs a left-padded batch (encode_prompts(..., padding_side='left'))")
+        embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
+        pad = pad_token_id(self.tokenizer)
+        gen_config = GenerationConfig(
+            do_sample=False,
+            num_beams=1,
+            max_new_tokens=int(max_new_tokens or self.config.generation_max_new_tokens),
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=pad,
+        )
+        # The repetition penalty is passed as our own processor: with inputs_embeds only, `input_ids` holds just
+        # the generated tokens (so, as in the official code, only they are penalised), but transformers 5.x's
+        # built-in processor skips the first <number of left pads> *generated* tokens of each padded row,
+        # which makes batched and single generation disagree.
+        penalty = float(repetition_penalty or self.config.generation_repetition_penalty)
+        processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(penalty)] if penalty != 1.0 else [])
+        stop = self.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
+        criteria = StoppingCriteriaList([_ClosingQuoteCriteria(self._quote_counts())] if stop else [])
+        return self.llm.generate(
+            inputs_embeds=embeds, attention_mask=attention_mask.to(embeds.device), generation_config=gen_config,
+            logits_processor=processors, stopping_criteria=criteria,
+        )
+
+    def _cache_kwarg(self) -> str:
+        """The LLM's KV-cache argument: ``cache`` (transformers ≥ 5.x) or ``past_key_values`` (older)."""
+        return "cache" if self._llm_accepts("cache") else "past_key_values"
+
+    def _quote_counts(self) -> torch.Tensor:
+        """Number of ``"`` characters in every token of the LLM's vocabulary (for stop-at-answer)."""
+        if getattr(self, "_quote_count_table", None) is None:
+            vocab = int(self.config.llm_vocab_size)
+            pieces = self.tokenizer.batch_decode([[i] for i in range(min(vocab, len(self.tokenizer)))])
+            counts = torch.zeros(vocab, dtype=torch.long)
+            counts[: len(pieces)] = torch.tensor([p.count('"') for p in pieces], dtype=torch.long)
+            self._quote_count_table = counts
+        return self._quote_count_table
+
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        continuations: Sequence[Sequence[Sequence[int]]],
+        item_ids: torch.LongTensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+        normalization: str | None = None,
+    ) -> torch.Tensor:
+        """Log-likelihood of each row's C continuations (token ids, e.g. ``encode_target``) → ``(B, C)``.
+
+        The left-padded prompt batch is encoded once; its KV cache is repeated C times and the B×C
+        continuations are scored in one forward pass.
+        """
+        if bool((attention_mask[:, -1] == 0).any()):
+            raise ValueError("ranking needs a left-padded batch (encode_prompts(..., padding_side='left'))")
+        n_rows = input_ids.shape[0]
+        n_cands = {len(c) for c in continuations}
+        if len(continuations) != n_rows or len(n_cands) != 1:
+            raise ValueError("continuations must list the same number of candidates for every prompt")
+        (n_cand,) = n_cands
+        norm = normalization or self.config.rank_normalization
+        device = self.device
+        attention_mask = attention_mask.to(device)
+        prompt_out = self.forward(
+            input_ids, attention_mask, item_ids, cf_input_ids, user_embeds, user_ids,
+            item_embedding=item_embedding, use_cache=True, logits_to_keep=1,
+        )
+        first_logp = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # (B, V): predicts token 0
+        cache = prompt_out.cache
+        cache.batch_repeat_interleave(n_cand)
+
+        flat = [list(seq) for row in continuations for seq in row]
+        lengths = torch.tensor([len(s) for s in flat], device=device)
+        if bool((lengths == 0).any()):
+            raise ValueError("empty continuation")
+        width = int(lengths.max())
+        cont = torch.full((len(flat), width), pad_token_id(self.tokenizer), dtype=torch.long)
+        for i, s in enumerate(flat):
+            cont[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        cont = cont.to(device)
+        cont_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()
+        full_mask = torch.cat([attention_mask.repeat_interleave(n_cand, dim=0), cont_mask], dim=1)
+        start = attention_mask.sum(1).repeat_interleave(n_cand)[:, None]
+        positions = start + torch.arange(width, device=device)[None, :]
+        out = self.llm(
+            input_ids=cont, attention_mask=full_mask, position_ids=positions, use_cache=False,
+            **{self._cache_kwarg(): cache},
+        )
+        # token j > 0 is predicted by continuation position j-1; token 0 by the prompt's last position.
+        # log p = logit - logsumexp(logits): never materialises a (B·C, L, V) log-softmax copy.
+        logits = out.logits[:, :-1].float()
+        logp_rest = logits.gather(-1, cont[:, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        logp_first = first_logp.repeat_interleave(n_cand, dim=0).gather(-1, cont[:, :1]).squeeze(-1)
+        token_logp = torch.cat([logp_first[:, None], logp_rest], dim=1) * cont_mask
+        scores = token_logp.sum(1)
+        if norm == "mean":
+            scores = scores / lengths
+        return scores.view(n_rows, n_cand)
+
+    # ------------------------------------------------------------------------------ one user
+    def prompt_builder(self, soft_tokens: bool = True) -> PromptBuilder:
+        c = self.config
+        return PromptBuilder(
+            domain=c.domain, style=c.prompt_style, soft_tokens=soft_tokens, history_len=c.history_len,
+            user_token=c.user_token, history_token=c.history_token, candidate_token=c.candidate_token,
+        )
+
+    def to_item_ids(self, items: Sequence[int | str], what: str = "items", titles: Sequence[str] | None = None) -> list[int]:
+        """Item ids from ids, digit strings or catalogue titles (case-insensitive); ValueError if unknown."""
+        titles = self.item_titles if titles is None else titles
+        if all(isinstance(i, numbers.Integral) or (isinstance(i, str) and i.strip().isdigit()) for i in items):
+            ids = [int(i) for i in items]
+        else:
+            if titles is None:
+                raise ValueError(f"{what} given as titles, but this checkpoint has no item catalogue; pass item ids")
+            lookup = {t.strip().lower(): i for i, t in enumerate(titles) if i > 0}
+            ids = []
+            for t in items:
+                key = str(t).strip().lower()
+                if key not in lookup:
+                    raise ValueError(f"{what}: {t!r} is not in the item catalogue")
+                ids.append(lookup[key])
+        bad = [i for i in ids if not 1 <= i <= self.config.num_items]
+        if bad:
+            raise ValueError(f"{what}: item ids {bad} are outside 1..{self.config.num_items}")
+        return ids
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        history: Sequence[int | str],
+        candidates: Sequence[int | str],
+        item_embedding: str | None = None,
+        titles: Sequence[str] | None = None,
+    ) -> list[dict]:
+        """Rank ``candidates`` for one user with ``history`` (oldest first; ids or catalogue titles).
+
+        ``titles`` (index = item id) replaces the stored catalogue for this call. Returns
+        ``[{"item_id", "title", "score"}, ...]`` best first; ``score`` = log P(answer | prompt).
+        """
+        titles = self.item_titles if titles is None else list(titles)
+        if titles is None:
+            raise ValueError("no item catalogue: pass titles=[...] (index = item id) or load a checkpoint that has one")
+        if len(titles) != self.config.num_items + 1:
+            raise ValueError(f"titles must have num_items + 1 = {self.config.num_items + 1} entries (index 0 = padding)")
+        hist = self.to_item_ids(history, "history", titles)
+        cands = self.to_item_ids(candidates, "candidates", titles)
+        if not hist:
+            raise ValueError("history is empty: A-LLMRec needs at least one interacted item")
+        builder = self.prompt_builder()
+        prompt = builder.build(hist, cands, titles)
+        batch = encode_prompts(self.tokenizer, [prompt], padding_side="left")
+        conts = [[encode_target(self.tokenizer, builder.target_text(titles[c])) for c in cands]]
+        scores = self.score_candidates(
+            batch["input_ids"], batch["attention_mask"], conts, item_ids=batch["item_ids"],
+            cf_input_ids=left_pad_histories([hist], self.config.cf_max_seq_len), item_embedding=item_embedding,
+        )[0].tolist()
+        ranked = sorted(zip(cands, scores), key=lambda x: -x[1])
+        return [{"item_id": i, "title": titles[i], "score": float(s)} for i, s in ranked]
+
+    # ------------------------------------------------------------------------------ save / load
+    def state_dict_without_llm(self) -> dict[str, torch.Tensor]:
+        """Everything that belongs in a checkpoint: projectors, CF model, item tables (never ``llm.*``)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(_LLM_PREFIX)}
+
+    def save_pretrained(self, save_directory, *args, state_dict=None, is_main_process: bool = True, **kwargs):
+        """Write config + safetensors **without any LLM tensor** (+ ``item_catalogue.json``)."""
+        state_dict = self.state_dict() if state_dict is None else state_dict
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(_LLM_PREFIX)}
+        if is_main_process and self.item_titles is not None:
+            os.makedirs(save_directory, exist_ok=True)
+            # written before super() so that push_to_hub=True uploads it too
+            with open(os.path.join(save_directory, CATALOGUE_FILE), "w", encoding="utf-8") as f:
+                json.dump({"titles": self.item_titles}, f, ensure_ascii=False)
+        return super().save_pretrained(save_directory, *args, state_dict=state_dict, is_main_process=is_main_process, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *model_args,
+        llm=None,
+        tokenizer=None,
+        cf_model=None,
+        config: ALLMRecConfig | None = None,
+        llm_kwargs: dict | None = None,
+        **kwargs,
+    ) -> "ALLMRecForRecommendation":
+        """Load a checkpoint onto a base LLM.
+
+        The LLM is ``llm=`` (with ``tokenizer=``) when given, else ``config.llm_name_or_path`` (overridable with
+        ``llm_name_or_path=``; ``allmrec`` asset names resolve to local folders), loaded with ``llm_kwargs``
+        (``dtype=``, ``device_map=`` and ``attn_implementation=`` are passed to it as well).
+        Other keyword arguments that name config fields (e.g. ``item_embedding="auto"``) override the stored
+        config. Raises :class:`ALLMRecCheckpointError` on a missing/corrupt file or a mismatched LLM.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        from transformers.utils import cached_file
+
+        hub = {k: kwargs.pop(k) for k in ("cache_dir", "force_download", "local_files_only", "proxies", "revision", "subfolder", "token") if k in kwargs}
+        for ignored in ("trust_remote_code", "_from_auto", "_from_pipeline", "code_revision", "_commit_hash", "adapter_kwargs", "output_loading_info"):
+            kwargs.pop(ignored, None)
+        llm_kwargs = dict(llm_kwargs or {})
+        for name in ("dtype", "torch_dtype", "device_map", "attn_implementation"):  # meant for the LLM
+            if name in kwargs:
+                llm_kwargs.setdefault("dtype" if name == "torch_dtype" else name, kwargs.pop(name))
+        path = str(pretrained_model_name_or_path)
+        if config is None:
+            try:
+                config = cls.config_class.from_pretrained(path, **hub)
+            except (OSError, ValueError) as e:
+                raise ALLMRecCheckpointError(f"cannot read the A-LLMRec config in {path} ({e}); is it a stage-2 checkpoint?") from e
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in config.to_dict()}
+        if kwargs:
+            raise TypeError(f"unexpected arguments for ALLMRecForRecommendation.from_pretrained: {sorted(kwargs)}")
+        for k, v in overrides.items():
+            setattr(config, k, v)
+        config.validate_fields()
+        if llm is None:
+            llm, loaded_tok = load_llm(config.llm_name_or_path, **llm_kwargs)
+            tokenizer = tokenizer or loaded_tok
+
+        try:
+            weights = cached_file(path, WEIGHTS_FILE, **hub)
+        except OSError as e:
+            raise ALLMRecCheckpointError(f"{path} has no {WEIGHTS_FILE} ({e}); the save was incomplete or this is not a checkpoint") from e
+        try:
+            state = load_file(weights)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ALLMRecCheckpointError(f"{weights} is corrupt ({e}); re-save or re-download the checkpoint") from e
+
+        model = cls(config, llm=llm, tokenizer=tokenizer, cf_model=cf_model)
+        expected = set(model.state_dict_without_llm())
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        if missing or unexpected:
+            raise ALLMRecCheckpointError(
+                f"{weights} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise ALLMRecCheckpointError(f"{weights} does not fit its config.json: {e}") from e
+
+        try:
+            catalogue = cached_file(path, CATALOGUE_FILE, _raise_exceptions_for_missing_entries=False, **hub)
+        except OSError:
+            catalogue = None
+        if catalogue:
+            try:
+                with open(catalogue, encoding="utf-8") as f:
+                    model.item_titles = list(json.load(f)["titles"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ALLMRecCheckpointError(f"{catalogue} is corrupt ({e}); re-save the checkpoint") from e
+            if len(model.item_titles) != config.num_items + 1:
+                raise ALLMRecCheckpointError(
+                    f"{catalogue} lists {len(model.item_titles)} titles, the config has {config.num_items} items (+ padding)"
+                )
+        model.eval()
+        return model
+
+
+__all__ = [
+    "ALLMRecForRecommendation",
+    "ALLMRecPreTrainedModel",
+    "ALLMRecProjector",
+    "ALLMRecOutput",
+    "load_llm",
+    "left_pad_histories",
+]

@@ -1,0 +1,211 @@
+"""The A-LLMRec stage-2 prompt (paper Fig. 3), the authors' verbatim variant, and the text-only prompt of
+LLM-Only / TALLRec (paper Fig. 6). Pure Python: no torch, no tokenizer.
+
+A prompt is a string with **placeholder strings** where soft tokens go, plus the item ids those
+placeholders stand for, in order of appearance. The model (``modeling_allmrec``) tokenizes the text,
+finds the placeholder positions by mask and writes the projected vectors there:
+
+* the user token (``[UserRep]``) first: O_u = F_U(x^u) (paper §4.2.2, "at the beginning of the prompt");
+* ``[HistoryEmb]`` right after each quoted history title (the last ``history_len`` = 10 items);
+* ``[CandidateEmb]`` right after each of the 20 quoted candidate titles.
+
+Target = the quoted title of the next item; the model appends EOS and puts the loss only on those tokens.
+
+Three wordings (``style``), each per domain (movie/watched/watch, game/played/play, item/bought/buy):
+
+``paper``
+    Figure 3's sentence structure written as normal text: ``"T1"[HistoryEmb], "T2"[HistoryEmb]``
+    separated by ", ", a space after each sentence, no trailing space; the target starts with a space
+    (``' "Title"'``) so that the quote and its leading space form one natural BPE token.
+``official``
+    The released code's string, byte for byte (``models/a_llmrec_model.py``): no space in
+    "representation.This", titles joined by "," with no space, trailing space after "is", target
+    ``'"Title"'``. (The official code prepends O_u before BOS; here the user token is the first text
+    token, i.e. after a BOS if the tokenizer adds one: see ``modeling_allmrec``.)
+``fig6``
+    Figure 6, the prompt the paper uses for LLM-Only and TALLRec ("... in the past. Recommend a movie
+    for this user to watch next from the following set of movie titles, ..."), same spacing as ``paper``.
+
+``soft_tokens=False`` drops the user sentence and every placeholder from any style: that is the paper's
+LLM-Only prompt ("exactly the same as the prompt shown in Figure 3 without user representation and item
+embeddings", §5.2.1) with ``style="paper"``, and the TALLRec / LLM-Only prompt of Appendix A with
+``style="fig6"``. The baselines reuse this module.
+
+Note: Figure 3 itself is an image; its words (" is a user representation. This user has watched ... in
+the previous. Recommend one next movie for this user to watch next from the following movie title set,
+... The recommendation is") are the same as the released code's, which is why ``paper`` and
+``official`` differ only in spacing and separators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+DOMAINS = ("movie", "game", "item")
+PROMPT_STYLES = ("paper", "official", "fig6")
+
+DEFAULT_USER_TOKEN = "[UserRep]"
+DEFAULT_HISTORY_TOKEN = "[HistoryEmb]"
+DEFAULT_CANDIDATE_TOKEN = "[CandidateEmb]"
+
+
+@dataclass(frozen=True)
+class DomainWords:
+    """The words that change per dataset (paper Fig. 3 caption; official code per Amazon category)."""
+
+    noun: str  # movie / game / item
+    article: str  # "a" / "an" before the noun (Fig. 6: "Recommend a movie")
+    past: str  # watched / played / bought
+    verb: str  # watch / play / buy
+
+
+DOMAIN_WORDS: dict[str, DomainWords] = {
+    "movie": DomainWords("movie", "a", "watched", "watch"),
+    "game": DomainWords("game", "a", "played", "play"),
+    "item": DomainWords("item", "an", "bought", "buy"),
+}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One rendered prompt.
+
+    ``text`` contains the placeholder strings (when built with soft tokens); ``item_ids`` lists the item
+    of every item placeholder in order of appearance (history first, then candidates), which is the
+    order the model fills them in; ``target`` is the text the LLM should produce (without EOS), or
+    ``None`` when the next item is unknown (inference).
+    """
+
+    text: str
+    history_ids: tuple[int, ...]
+    candidate_ids: tuple[int, ...]
+    target: str | None = None
+    has_user_token: bool = True
+
+    @property
+    def item_ids(self) -> tuple[int, ...]:
+        return self.history_ids + self.candidate_ids if self.has_user_token else ()
+
+
+class PromptBuilder:
+    """Renders prompts for one domain and style.
+
+    Args:
+        domain: ``movie``, ``game`` or ``item`` (the prepared dataset's ``domain``).
+        style: ``paper``, ``official`` or ``fig6`` (see the module docstring).
+        soft_tokens: include the user token and the item placeholders (A-LLMRec, MLP-LLM); ``False``
+            for the text-only baselines.
+        history_len: how many of the most recent history items are listed (paper: 10).
+        user_token / history_token / candidate_token: the placeholder strings.
+    """
+
+    def __init__(
+        self,
+        domain: str = "movie",
+        style: str = "paper",
+        soft_tokens: bool = True,
+        history_len: int = 10,
+        user_token: str = DEFAULT_USER_TOKEN,
+        history_token: str = DEFAULT_HISTORY_TOKEN,
+        candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
+    ) -> None:
+        if domain not in DOMAIN_WORDS:
+            raise ValueError(f"prompt domain {domain!r} is unknown; choose one of {', '.join(DOMAINS)}")
+        if style not in PROMPT_STYLES:
+            raise ValueError(f"prompt style {style!r} is unknown; choose one of {', '.join(PROMPT_STYLES)}")
+        if history_len < 1:
+            raise ValueError(f"history_len must be >= 1, got {history_len}")
+        tokens = (user_token, history_token, candidate_token)
+        if soft_tokens and (len(set(tokens)) != 3 or not all(tokens)):
+            raise ValueError(f"the three placeholder strings must be distinct and non-empty, got {tokens}")
+        self.domain = domain
+        self.style = style
+        self.soft_tokens = soft_tokens
+        self.history_len = history_len
+        self.user_token = user_token
+        self.history_token = history_token
+        self.candidate_token = candidate_token
+        self.words = DOMAIN_WORDS[domain]
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def separator(self) -> str:
+        return "," if self.style == "official" else ", "
+
+    def _list(self, titles: Sequence[str], token: str) -> str:
+        suffix = token if self.soft_tokens else ""
+        return self.separator.join(f'"{t}"{suffix}' for t in titles)
+
+    def target_text(self, title: str) -> str:
+        """What the LLM should emit for ``title`` (EOS is appended by the tokenizing code)."""
+        return f'"{title}"' if self.style == "official" else f' "{title}"'
+
+    def _sentences(self, history: str, candidates: str) -> str:
+        w = self.words
+        if self.style == "fig6":
+            return (
+                f"This user has {w.past} {history} in the past. Recommend {w.article} {w.noun} for this user to "
+                f"{w.verb} next from the following set of {w.noun} titles, {candidates}. The recommendation is"
+            )
+        body = (
+            f"This user has {w.past} {history} in the previous. Recommend one next {w.noun} for this user to "
+            f"{w.verb} next from the following {w.noun} title set, {candidates}. The recommendation is"
+        )
+        return body + " " if self.style == "official" else body
+
+    def _user_sentence(self) -> str:
+        if not self.soft_tokens:
+            return ""
+        # official: ' is a user representation.' directly followed by 'This user ...' (no space)
+        return f"{self.user_token} is a user representation." + ("" if self.style == "official" else " ")
+
+    # ------------------------------------------------------------------ public
+    def build(
+        self,
+        history_ids: Sequence[int],
+        candidate_ids: Sequence[int],
+        titles: Sequence[str],
+        target_id: int | None = None,
+    ) -> Prompt:
+        """Render the prompt for one user.
+
+        Args:
+            history_ids: the user's items, oldest first; only the last ``history_len`` are listed.
+            candidate_ids: the candidate items in the order they are shown (stored order at evaluation).
+            titles: ``titles[item_id]`` (index 0 = padding).
+            target_id: the next item (training); its quoted title becomes ``Prompt.target``.
+        """
+        hist = tuple(int(i) for i in list(history_ids)[-self.history_len:])
+        cands = tuple(int(i) for i in candidate_ids)
+        if not cands:
+            raise ValueError("a prompt needs at least one candidate item")
+        if target_id is not None and int(target_id) not in cands:
+            raise ValueError(f"target item {target_id} is not among the candidates {list(cands)}")
+        text = self._user_sentence() + self._sentences(
+            self._list([titles[i] for i in hist], self.history_token),
+            self._list([titles[i] for i in cands], self.candidate_token),
+        )
+        target = None if target_id is None else self.target_text(titles[int(target_id)])
+        return Prompt(text=text, history_ids=hist, candidate_ids=cands, target=target, has_user_token=self.soft_tokens)
+
+    def build_from_titles(self, history_titles: Sequence[str], candidate_titles: Sequence[str]) -> Prompt:
+        """Render a text-only prompt from titles (no ids): only valid without soft tokens."""
+        if self.soft_tokens:
+            raise ValueError("soft-token prompts need item ids; use build()")
+        catalogue = [""] + list(history_titles) + list(candidate_titles)
+        n = len(history_titles)
+        return self.build(range(1, n + 1), range(n + 1, len(catalogue)), catalogue)
+
+
+__all__ = [
+    "Prompt",
+    "PromptBuilder",
+    "DomainWords",
+    "DOMAIN_WORDS",
+    "DOMAINS",
+    "PROMPT_STYLES",
+    "DEFAULT_USER_TOKEN",
+    "DEFAULT_HISTORY_TOKEN",
+    "DEFAULT_CANDIDATE_TOKEN",
+]

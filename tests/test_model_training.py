@@ -1,0 +1,199 @@
+"""Stage-2 training, evaluation and recommend end to end on the tiny dataset with a tiny random Llama.
+
+On-disk inputs are built here the way the earlier stages write them: a SASRec checkpoint
+(``save_pretrained``), a stage-1 directory (``config.json`` with ``cf_model_path`` +
+``item_embeddings.safetensors`` with ``joint``/``text``) and an LLM folder (tiny Llama + SmolLM2 tokenizer).
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+
+import numpy as np
+import pytest
+import torch
+
+from allmrec.cli import main
+from allmrec.data.dataset import PreparedDataset
+from allmrec.errors import AllmrecError
+
+LATENT = 16
+
+
+@pytest.fixture(scope="module")
+def stage2_inputs(tiny_data, tmp_path_factory):
+    """(data, stage1 dir, llm dir) for the tiny dataset."""
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from allmrec.assets import resolve_llm
+    from allmrec.cf import SASRecConfig, SASRecModel
+
+    root = tmp_path_factory.mktemp("stage2_inputs")
+    ds = PreparedDataset.load(tiny_data)
+    torch.manual_seed(0)
+    cf = SASRecModel(SASRecConfig(num_items=ds.num_items, hidden_size=8, num_blocks=1, maxlen=12))
+    cf.save_pretrained(root / "cf")
+    s1 = root / "stage1"
+    s1.mkdir()
+    (s1 / "config.json").write_text(json.dumps({"model_type": "allmrec_stage1", "cf_model_path": str(root / "cf"), "latent_dim": LATENT}))
+    g = torch.Generator().manual_seed(0)
+    joint, text = torch.rand(ds.num_items + 1, LATENT, generator=g), torch.rand(ds.num_items + 1, LATENT, generator=g)
+    joint[0] = text[0] = 0
+    save_file({"joint": joint, "text": text}, str(s1 / "item_embeddings.safetensors"))
+    llm = LlamaForCausalLM(LlamaConfig(
+        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, eos_token_id=2, pad_token_id=2,
+    ))
+    llm.save_pretrained(root / "llm")
+    AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct")).save_pretrained(root / "llm")
+    return tiny_data, s1, root / "llm"
+
+
+@pytest.fixture(scope="module")
+def trained(stage2_inputs, tmp_path_factory):
+    data, s1, llm = stage2_inputs
+    out = tmp_path_factory.mktemp("stage2") / "model"
+    rc = main(["train", "stage2", "--data", str(data), "--stage1", str(s1), "--llm", str(llm), "--out", str(out),
+               "--max-steps", "4", "--eval-every", "2", "--valid-users", "6", "--lr", "1e-3", "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_training_writes_a_loadable_checkpoint_without_llm(trained, stage2_inputs):
+    from safetensors import safe_open
+
+    from allmrec.model.modeling_allmrec import ALLMRecForRecommendation
+
+    files = {p.name for p in trained.iterdir()}
+    assert {"config.json", "model.safetensors", "item_catalogue.json", "training_log.json"} <= files
+    with safe_open(str(trained / "model.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if k.startswith("llm.")]
+    log = json.loads((trained / "training_log.json").read_text())
+    assert log["steps"] == 4 and len(log["losses"]) == 4 and log["samples_seen"] == 16
+    assert [v["step"] for v in log["validations"]] == [2, 4] and log["best"]["step"] in (2, 4)
+    assert {"load", "train", "validate", "save"} <= set(log["timings"]) and log["train_samples_per_second"] > 0
+    assert log["trainable_parameters"] == sum(
+        p.numel() for n, p in ALLMRecForRecommendation.from_pretrained(trained).named_parameters() if p.requires_grad
+    )
+    cfg = json.loads((trained / "config.json").read_text())
+    assert cfg["llm_name_or_path"] == str(stage2_inputs[2]) and cfg["domain"] == "movie" and cfg["num_items"] == 40
+
+
+def test_training_refuses_to_overwrite(trained, stage2_inputs):
+    data, s1, llm = stage2_inputs
+    assert main(["train", "stage2", "--data", str(data), "--stage1", str(s1), "--llm", str(llm), "--out", str(trained)]) == 2
+
+
+def test_training_moves_the_projectors_and_only_them(stage2_inputs, tmp_path):
+    """Two runs with the same seed agree; the trained projectors differ from their initialisation."""
+    from allmrec.model.training import Stage2TrainingArguments, build_model, train_stage2
+
+    data, s1, llm = stage2_inputs
+    common = dict(data=str(data), stage1=str(s1), llm=str(llm), max_steps=2, valid_users=0, lr=1e-3, progress=False)
+    logs = [train_stage2(Stage2TrainingArguments(out=str(tmp_path / f"run{i}"), **common)) for i in range(2)]
+    assert [x["loss"] for x in logs[0]["losses"]] == [x["loss"] for x in logs[1]["losses"]]
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / f"run{i}" / "model.safetensors")) for i in range(2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(0)
+    fresh = build_model(Stage2TrainingArguments(out=str(tmp_path / "unused"), **common), PreparedDataset.load(data), "cpu")
+    init = fresh.state_dict_without_llm()
+    moved = [k for k in a if not torch.equal(a[k], init[k])]
+    assert moved and all(k.startswith(("user_projector.", "item_projector.")) for k in moved)
+
+
+def test_training_samples_are_seeded_and_valid(tiny_data):
+    from allmrec.model.training import Stage2Samples
+
+    ds = PreparedDataset.load(tiny_data)
+    s = Stage2Samples(ds, num_negatives=19, seed=3)
+    users = ds.split("users")
+    row = {int(u): (list(t), int(v), int(te)) for u, t, v, te in zip(users["user_id"], users["train"], users["valid"], users["test"])}
+    for i in range(len(s)):
+        x = s.sample(i, epoch=0)
+        train, valid, test = row[x["user_id"]]
+        assert x["target"] == train[-1] and list(x["history"]) == train[:-1]
+        cands = list(x["candidates"])
+        assert len(cands) == 20 and len(set(cands)) == 20 and cands.count(x["target"]) == 1
+        negatives = set(cands) - {x["target"]}
+        assert not negatives & (set(train) | {valid, test})
+    again = Stage2Samples(ds, num_negatives=19, seed=3)
+    assert np.array_equal(s.sample(5, 1)["candidates"], again.sample(5, 1)["candidates"])
+    assert not np.array_equal(s.sample(5, 0)["candidates"], s.sample(5, 1)["candidates"])  # redrawn per epoch
+    assert len(Stage2Samples(ds, max_users=7)) == 7
+
+
+@pytest.mark.parametrize("mode", ["rank", "generate"])
+def test_evaluate_checkpoint_writes_the_results_schema(trained, tiny_data, tmp_path, mode):
+    out = tmp_path / f"{mode}.json"
+    rc = main(["evaluate", "--model", str(trained), "--data", str(tiny_data), "--split", "test", "--out", str(out),
+               "--mode", mode, "--item-embedding", "auto", "--batch-size", "8"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    ds = PreparedDataset.load(tiny_data)
+    assert res["model_type"] == "allmrec" and res["mode"] == mode and res["item_embedding"] == "auto"
+    assert res["n_users"] == len(ds.split("test")) and res["candidate_fingerprint"] == ds.candidate_fingerprint("test")
+    assert sum(b["n_users"] for b in res["scenarios"].values()) == res["n_users"]
+    expected = {"hit@1", "hit@5", "hit@10", "ndcg@10", "mrr"} if mode == "rank" else {"hit@1", "hit@1_lenient", "valid_rate"}
+    assert set(res["metrics"]) == expected
+    assert all(0.0 <= v <= 1.0 for v in res["metrics"].values())
+    if mode == "generate":
+        assert res["examples"] and res["generation"]["repetition_penalty"] == 1.5
+        assert res["metrics"]["hit@1"] <= res["metrics"]["valid_rate"]
+
+
+def test_evaluate_max_users_takes_a_seeded_subset(trained, tiny_data):
+    from allmrec.model.inference import evaluate_checkpoint
+
+    args = Namespace(model=str(trained), data=str(tiny_data), split="valid", mode="rank", item_embedding=None,
+                     batch_size=None, max_users=7)
+    a, b = evaluate_checkpoint(args), evaluate_checkpoint(args)
+    assert a["n_users"] == 7 and a["users_in_split"] == 60 and a["user_subset"] == {"max_users": 7, "seed": 0}
+    assert a["metrics"] == b["metrics"] and a["evaluated_rows_fingerprint"] == b["evaluated_rows_fingerprint"]
+    assert a["item_embedding"] == "cf"  # the checkpoint's own setting when none is given
+
+
+def test_generation_metrics_exact_lenient_valid(tiny_data):
+    from allmrec.model.inference import generation_metrics
+
+    ds = PreparedDataset.load(tiny_data)
+    rows = ds.eval_rows("test")
+    rows = {k: v[:4] for k, v in rows.items()}
+    titles = ds.titles
+    other = [int(c) for c in rows["candidates"][1] if c != rows["target"][1]][0]
+    outputs = [
+        f' "{titles[rows["target"][0]]}"',  # exact hit
+        f' "{titles[other]}"',  # a valid miss
+        ' "Not A Candidate"',  # invalid
+        f' "{titles[rows["target"][3]]} (director\'s cut)"',  # lenient hit only
+    ]
+    m = generation_metrics(outputs, rows, titles)
+    assert m["hit@1"].tolist() == [1, 0, 0, 0]
+    assert m["valid_rate"].tolist() == [1, 1, 0, 0]
+    assert m["hit@1_lenient"].tolist() == [1, 0, 0, 1]
+
+
+def test_recommend_cli(trained, capsys):
+    assert main(["recommend", "--model", str(trained), "--history", "1,2,3", "--candidates", "4,5,6", "--json"]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert sorted(r["item_id"] for r in ranked) == [4, 5, 6] and ranked[0]["score"] >= ranked[-1]["score"]
+    ds_titles = json.loads((trained / "item_catalogue.json").read_text())["titles"]
+    assert main(["recommend", "--model", str(trained), "--history", f"{ds_titles[1]}|{ds_titles[2]}",
+                 "--candidates", f"{ds_titles[4]}|{ds_titles[5]}"]) == 0
+    assert ds_titles[4] in capsys.readouterr().out
+    assert main(["recommend", "--model", str(trained), "--history", "1", "--candidates", "4,5", "--mode", "generate", "--json"]) == 0
+    assert "answer" in json.loads(capsys.readouterr().out)
+    assert main(["recommend", "--model", str(trained), "--history", "No Such Title", "--candidates", "4"]) == 2
+
+
+def test_bad_training_options_are_one_line_errors(stage2_inputs, tmp_path):
+    from allmrec.model.training import Stage2TrainingArguments
+
+    data, s1, llm = stage2_inputs
+    with pytest.raises(AllmrecError, match="--batch-size"):
+        Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "x"), batch_size=0).validate()
+    assert main(["train", "stage2", "--data", str(data), "--stage1", str(tmp_path), "--llm", str(llm),
+                 "--out", str(tmp_path / "y")]) == 2  # not a stage-1 directory
