@@ -62,12 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Offline by default: nothing can be fetched from the Hub here, and an online lookup that
-    # cannot connect retries for ~70 s before failing. Users with network can set HF_HUB_OFFLINE=0.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Offline by default: nothing can be fetched from the Hub here, and an online lookup that
+    # cannot connect retries for ~70 s before failing. Users with network can set HF_HUB_OFFLINE=0;
+    # commands that must talk to the Hub (push) declare needs_hub. Set after parsing, before any
+    # command imports huggingface_hub (which reads the variable at import time).
+    if not getattr(args, "needs_hub", False):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         rc = args.func(args)
     except AllmrecError as e:
