@@ -276,3 +276,21 @@ def test_evaluate_cli_knows_the_same_cf_types():
 
     assert tuple(CF_TYPES) == tuple(CF_MODEL_TYPES)
     assert np.all([t in ("sasrec", "gru4rec", "nextitnet", "ncf") for t in CF_MODEL_TYPES])
+
+
+def test_ce_loss_is_softmax_over_real_items_only():
+    from allmrec.cf.losses import full_softmax_ce_loss
+
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.5]])  # items 1, 2, 3
+    targets = torch.tensor([1, 3])
+    expected = -(torch.log_softmax(logits, -1)[0, 0] + torch.log_softmax(logits, -1)[1, 2]) / 2
+    torch.testing.assert_close(full_softmax_ce_loss(logits, targets), expected)
+    torch.manual_seed(0)
+    model = SASRecModel(SASRecConfig(num_items=NUM_ITEMS, hidden_size=8, maxlen=10, loss_type="ce")).eval()
+    seq, _, _ = _inputs()
+    pos = torch.roll(seq, -1, dims=1)
+    pos[seq == 0] = 0
+    feats = model(seq).last_hidden_state
+    mask = pos != 0
+    ref = torch.nn.functional.cross_entropy((feats[mask] @ model.item_emb.weight.T)[:, 1:], pos[mask] - 1)
+    torch.testing.assert_close(model(seq, positive_ids=pos).loss, ref)

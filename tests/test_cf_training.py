@@ -121,6 +121,11 @@ def test_sasrec_on_ml100k_beats_random(ml100k_data, tmp_path):
 
 
 def _train_in_process(data: str, out: str) -> None:
+    # The forked child inherits the parent's (single-process) accelerate singleton from earlier
+    # tests; drop it so the launcher's distributed environment is read afresh.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
     CFTrainer(CFTrainingArguments(data=data, out=out, epochs=2, hidden_size=16, maxlen=10, progress=False)).train()
 
 

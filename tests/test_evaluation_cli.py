@@ -165,3 +165,22 @@ def test_dataset_mismatch_is_refused(tmp_path, tiny_data):
 
     SASRecModel(SASRecConfig(num_items=7, hidden_size=8)).save_pretrained(tmp_path / "m")
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tiny_data), "--out", str(tmp_path / "r.json")]) == 2
+
+
+def test_users_without_test_rows_are_not_counted(tiny_data, monkeypatch):
+    # Users with fewer than 3 interactions have no test row; simulate that by dropping every
+    # other row: the averages must be over the remaining users only (no zero-filled users).
+    ds = PreparedDataset.load(tiny_data)
+    full = ds.eval_rows("test")
+    keep = np.arange(len(full["user_id"])) % 2 == 0
+    part = {k: (v[keep] if isinstance(v, np.ndarray) else [x for x, k_ in zip(v, keep) if k_]) for k, v in full.items()}
+    monkeypatch.setattr(PreparedDataset, "eval_rows", lambda self, split="test": part)
+    res = evaluate_cf_model(ItemIdScorer(ds.num_items), ds, full_ranking=False, progress=False)
+    ranks = (part["candidates"] >= part["target"][:, None]).sum(1) - 1
+    assert res["n_users"] == int(keep.sum())
+    assert res["metrics"]["hit@5"] == pytest.approx(np.mean(ranks < 5))
+    for name, block in res["scenarios"].items():
+        mask = np.array(part["scenario"]) == name
+        assert block["n_users"] == int(mask.sum())
+        if mask.any():
+            assert block["metrics"]["mrr"] == pytest.approx(np.mean(1 / (ranks[mask] + 1)))

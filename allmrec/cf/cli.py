@@ -25,8 +25,10 @@ examples:
 
 The best epoch on the stored validation candidates (by --select-metric) is kept; training stops
 after --patience validations without improvement. --epochs 200 is the SASRec paper's fixed budget
-and serves as an upper bound here: BCE SASRec on ml-100k typically stops after ~100-200 epochs,
-CE much earlier. M receives config.json, model.safetensors and training_log.json."""
+and is an upper bound here. On ml-100k, BCE SASRec peaks at epoch 188 (a 1000-epoch run with
+patience 30 stops at 218 with the same best epoch); CE SASRec peaks at 131 and stops at 151;
+GRU4Rec, NextItNet and NCF stop well before 200. M receives config.json, model.safetensors and
+training_log.json (per-epoch loss, validation metrics, seconds)."""
 
 
 def register_train(sub) -> None:

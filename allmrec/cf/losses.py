@@ -35,16 +35,12 @@ def bce_loss(pos_logits: torch.Tensor, neg_logits: torch.Tensor, mask: torch.Ten
     )
 
 
-def full_softmax_ce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``logits`` ``(N, num_items + 1)`` over every item id, ``targets`` ``(N,)`` → scalar.
-
-    Column 0 (padding) is masked out so the model never spends probability on it.
-    """
+def full_softmax_ce_loss(item_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``item_logits`` ``(N, num_items)`` for item ids ``1..num_items`` (the padding id 0 is left
+    out of the softmax, by never computing its column), ``targets`` ``(N,)`` item ids → scalar."""
     if targets.numel() == 0:
-        return logits.sum() * 0.0
-    logits = logits.clone()
-    logits[:, 0] = torch.finfo(logits.dtype).min
-    return F.cross_entropy(logits, targets)
+        return item_logits.sum() * 0.0
+    return F.cross_entropy(item_logits, targets - 1)
 
 
 def check_loss_type(loss_type: str) -> str:

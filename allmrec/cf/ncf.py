@@ -138,7 +138,8 @@ class NCFModel(CFPreTrainedModel):
         if positive_ids is not None:
             positive_ids = positive_ids.to(u.device).reshape(-1)
             if self.config.loss_type == "ce":
-                loss = full_softmax_ce_loss(self._pair_scores(u.unsqueeze(1), self.item_emb.weight.unsqueeze(0)), positive_ids)
+                item_logits = self._pair_scores(u.unsqueeze(1), self.item_emb.weight[1:].unsqueeze(0))
+                loss = full_softmax_ce_loss(item_logits, positive_ids)
             else:
                 if negative_ids is None:
                     raise ValueError("BCE training needs negative_ids")

@@ -42,8 +42,8 @@ class SequentialCFModel(CFPreTrainedModel):
     def sequence_loss(self, feats: torch.Tensor, positive_ids: torch.LongTensor, negative_ids: torch.LongTensor | None) -> torch.Tensor:
         mask = positive_ids != 0
         if self.config.loss_type == "ce":
-            # Only rows with a target are scored: (n_targets, num_items + 1) instead of (B·L, ...).
-            logits = feats[mask] @ self.item_emb.weight.T
+            # Only rows with a target are scored, against items 1..N: (n_targets, num_items).
+            logits = feats[mask] @ self.item_emb.weight[1:].T
             return full_softmax_ce_loss(logits, positive_ids[mask])
         if negative_ids is None:
             raise ValueError("BCE training needs negative_ids")

@@ -150,6 +150,8 @@ class CFTrainer:
         from .samples import PointwiseTrainingSamples, SequenceTrainingSamples
 
         self.args = args
+        if Path(args.out).exists() and not args.overwrite:  # fail before minutes of setup, not after
+            raise AllmrecError(f"output directory {args.out} already exists; pass --overwrite to replace it")
         self.accelerator = accelerator or Accelerator()
         set_seed(args.seed)
         self.dataset = PreparedDataset.load(args.data)

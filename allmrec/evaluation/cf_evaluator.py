@@ -97,12 +97,18 @@ def evaluate_cf_model(
     command: str | None = None,
     timings: dict[str, float] | None = None,
     progress: bool = True,
+    max_users: int | None = None,
+    subset_seed: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a loaded CF model on ``dataset`` (a :class:`~allmrec.data.dataset.PreparedDataset`)
-    → results dict (schema in :mod:`allmrec.evaluation.results`)."""
+    → results dict (schema in :mod:`allmrec.evaluation.results`). ``max_users`` scores the seeded
+    subset of :func:`allmrec.evaluation.subsets.subset_rows` (the same users as every other model)."""
+    from .subsets import subset_rows
+
     timings = dict(timings or {})
-    rows = dataset.eval_rows(split)
-    check_rows(rows, str(dataset.path), split)
+    all_rows = dataset.eval_rows(split)
+    check_rows(all_rows, str(dataset.path), split)
+    rows = subset_rows(all_rows, max_users, subset_seed)
     start = time.perf_counter()
     scores, full_ranks = score_rows(model, rows, batch_size=batch_size, full_ranking=full_ranking, progress=progress)
     timings["scoring"] = round(time.perf_counter() - start, 3)
@@ -126,6 +132,8 @@ def evaluate_cf_model(
         num_candidates=int(np.asarray(rows["candidates"]).shape[1]),
         maxlen=int(model.config.maxlen),
         loss_type=getattr(model.config, "loss_type", None),
+        users_in_split=len(all_rows["user_id"]),
+        user_subset={"max_users": max_users, "seed": subset_seed} if len(rows["user_id"]) < len(all_rows["user_id"]) else None,
     )
 
 
@@ -155,6 +163,8 @@ def evaluate_cf_checkpoint(args) -> dict[str, Any]:
         model_name=str(Path(args.model)),
         command=getattr(args, "command", None),
         timings=timings,
+        max_users=getattr(args, "max_users", None),
+        subset_seed=getattr(args, "subset_seed", 0),
     )
 
 

@@ -45,11 +45,17 @@ def register(sub) -> None:
                    help="A-LLMRec: which stage-1 item embedding feeds the LLM (ignored by CF/TALLRec; default: auto)")
     p.add_argument("--no-full-ranking", dest="full_ranking", action="store_false",
                    help="CF models: skip full-catalogue HR@10/NDCG@10")
+    p.add_argument("--max-users", type=int, default=None,
+                   help="score a seeded subset of this many users (the same users for every model and seed); "
+                        "default: every eligible user")
+    p.add_argument("--subset-seed", type=int, default=0, help="seed of the --max-users subset (default: 0)")
     p.set_defaults(func=run_evaluate)
 
 
 def checkpoint_kind(path: str | Path) -> str:
-    """``cf`` / ``allmrec`` / ``tallrec`` for a checkpoint directory; CheckpointError otherwise."""
+    """``cf`` / ``allmrec`` / ``tallrec`` / ``llm`` for a checkpoint directory or ``llm:NAME``; CheckpointError otherwise."""
+    if str(path).startswith("llm:"):  # LLM-Only: a frozen LLM named on the command line, no checkpoint
+        return "llm"
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory {path} does not exist")
@@ -87,6 +93,8 @@ def evaluate_command(args) -> str:
     parts += ["--item-embedding", args.item_embedding]
     if not args.full_ranking:
         parts.append("--no-full-ranking")
+    if getattr(args, "max_users", None):
+        parts += ["--max-users", str(args.max_users), "--subset-seed", str(getattr(args, "subset_seed", 0))]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -95,6 +103,8 @@ def run_evaluate(args) -> int:
 
     if args.batch_size <= 0:
         raise AllmrecError(f"--batch-size must be positive, got {args.batch_size}")
+    if getattr(args, "max_users", None) is not None and args.max_users <= 0:
+        raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
     # The effective command (defaults included), rebuilt from the parsed options so it is right
     # however main() was called; evaluators may read it from args.command.
@@ -105,7 +115,7 @@ def run_evaluate(args) -> int:
         evaluate = evaluate_cf_checkpoint
     elif kind == "allmrec":
         evaluate = _external_evaluator("allmrec.model.inference")
-    else:
+    else:  # tallrec adapters and llm:NAME (LLM-Only)
         evaluate = _external_evaluator("allmrec.baselines.evaluate")
     results = evaluate(args)
     if results is None:  # an evaluator that wrote --out itself
