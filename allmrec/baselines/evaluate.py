@@ -9,7 +9,6 @@ prompt) with pessimistic ties. Only ``model_type`` and a few provenance fields d
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from ..errors import AllmrecError

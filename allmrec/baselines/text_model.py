@@ -4,12 +4,12 @@ Both read the same prompt as A-LLMRec minus the soft tokens (``PromptBuilder(sof
 wording: Figure 6, which Appendix A names for LLM-Only and TALLRec), see the same stored candidates and are
 scored by **the same code** as A-LLMRec: :class:`TextOnlyRecommender` offers the interface that
 ``allmrec.model.inference`` (``rank_scores`` / ``generate_outputs`` / ``evaluate_model``) and
-``allmrec.model.training`` (``collate`` / ``validation_hit1``) expect from a stage-2 model, and takes its
-``forward`` (loss on target + EOS only), ``score_candidates`` (shared-prompt KV cache, log P(title + EOS))
-and ``generate_answers`` (greedy, repetition penalty 1.5, optional stop at the closing quote) from
-:class:`~allmrec.model.modeling_allmrec.ALLMRecForRecommendation` unchanged. With no placeholder in the prompt
-its ``embed_prompt`` is the LLM's own token-embedding lookup, so those methods reduce to plain causal-LM
-scoring.
+``allmrec.model.training`` (``collate`` / ``validation_hit1``) expect from a stage-2 model; its
+``score_candidates`` (shared-prompt KV cache, log P(title + EOS)) and ``generate_answers`` (greedy, repetition
+penalty 1.5, optional stop at the closing quote) call :mod:`allmrec.model.llm_scoring`, A-LLMRec's own
+implementation, and its ``forward`` (loss on target + EOS only) is
+:meth:`~allmrec.model.modeling_allmrec.ALLMRecForRecommendation.forward`. With no placeholder in the prompt,
+``embed_prompt`` is the LLM's own token-embedding lookup, so all of it reduces to plain causal-LM scoring.
 
 On disk a TALLRec model is a standard PEFT adapter directory (``adapter_config.json`` with
 ``base_model_name_or_path`` = the local base-LLM folder, ``adapter_model.safetensors``, peft's ``README.md``),
@@ -28,7 +28,9 @@ import torch
 from torch import nn
 
 from ..errors import AllmrecError, CheckpointError
+from ..model.llm_scoring import continuation_scores, greedy_generate, quote_count_table
 from ..model.modeling_allmrec import ALLMRecForRecommendation, load_llm
+from ..model.processing_allmrec import pad_token_id
 from ..model.prompts import DOMAINS, PROMPT_STYLES, PromptBuilder
 
 SIDECAR_FILE = "allmrec_baseline.json"
@@ -167,14 +169,61 @@ class TextOnlyRecommender(nn.Module):
         embedding = self.llm.get_input_embeddings()
         return embedding(input_ids.to(embedding.weight.device))
 
-    # One implementation of the loss, candidate scoring and decoding for A-LLMRec and the baselines: these read
-    # only self.llm, self.tokenizer, self.config and self.embed_prompt.
+    # The training loss is A-LLMRec's forward (cross-entropy on the target + EOS labels only, logits kept from
+    # the first labelled position); it reads only self.embed_prompt, self.llm and self._llm_accepts.
     forward = ALLMRecForRecommendation.forward
-    score_candidates = ALLMRecForRecommendation.score_candidates
-    generate_answers = ALLMRecForRecommendation.generate_answers
     _llm_accepts = ALLMRecForRecommendation._llm_accepts
-    _cache_kwarg = ALLMRecForRecommendation._cache_kwarg
-    _quote_counts = ALLMRecForRecommendation._quote_counts
+
+    @torch.no_grad()
+    def generate_answers(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        item_ids: torch.LongTensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+        max_new_tokens: int | None = None,
+        repetition_penalty: float | None = None,
+        stop_at_answer: bool | None = None,
+    ) -> torch.LongTensor:
+        """Greedy decoding from a left-padded batch → new token ids (A-LLMRec's decoder, same settings)."""
+        c = self.config
+        stop = c.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
+        return greedy_generate(
+            self.llm, self.embed_prompt(input_ids, item_ids), attention_mask,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=pad_token_id(self.tokenizer),
+            max_new_tokens=int(max_new_tokens or c.generation_max_new_tokens),
+            repetition_penalty=float(repetition_penalty or c.generation_repetition_penalty),
+            quote_counts=self._quote_counts() if stop else None,
+        )
+
+    @torch.no_grad()
+    def score_candidates(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor,
+        continuations: Sequence[Sequence[Sequence[int]]],
+        item_ids: torch.LongTensor | None = None,
+        cf_input_ids: torch.LongTensor | None = None,
+        user_embeds: torch.Tensor | None = None,
+        user_ids: torch.LongTensor | None = None,
+        item_embedding: str | None = None,
+        normalization: str | None = None,
+    ) -> torch.Tensor:
+        """``(B, C)`` log P(continuation | prompt) with A-LLMRec's scorer (prompt once, KV cache repeated)."""
+        return continuation_scores(
+            self.llm, self.embed_prompt(input_ids, item_ids), attention_mask, continuations,
+            pad_token_id=pad_token_id(self.tokenizer),
+            normalization=normalization or self.config.rank_normalization,
+        )
+
+    def _quote_counts(self) -> torch.Tensor:
+        if getattr(self, "_quote_count_table", None) is None:
+            self._quote_count_table = quote_count_table(self.tokenizer, int(self.config.llm_vocab_size))
+        return self._quote_count_table
 
 
 # ---------------------------------------------------------------------------------------------- build / load
@@ -226,12 +275,15 @@ def _adapter_base_path(path: Path) -> str:
 
 
 def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | None = None, llm: str | None = None,
-                 device: str | None = None, dtype: str = "auto", is_trainable: bool = False) -> TextOnlyRecommender:
+                 device: str | None = None, dtype: str = "auto", is_trainable: bool = False,
+                 merge_lora: bool = False) -> TextOnlyRecommender:
     """Load a TALLRec adapter directory (or any causal-LM LoRA adapter) for inference.
 
     The base LLM is ``llm`` when given, else the short name recorded in the sidecar (resolved again on this
     machine), else ``adapter_config.json``'s ``base_model_name_or_path``. Without a sidecar (a plain PEFT adapter)
     the prompt settings are the defaults and ``num_items`` / ``domain`` come from the caller (the dataset).
+    ``merge_lora`` folds the LoRA update into the base weights (``merge_and_unload``): same outputs up to float
+    rounding, and inference then costs exactly what the base LLM costs.
     """
     from peft import PeftModel
 
@@ -252,9 +304,13 @@ def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | N
         model = PeftModel.from_pretrained(base_llm, str(path), is_trainable=is_trainable)
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         raise CheckpointError(f"cannot load the LoRA adapter in {path} onto {base} ({type(e).__name__}: {e})") from e
-    data: dict[str, Any] = {"model_type": "tallrec", "llm_name_or_path": base}
-    data.update({k: v for k, v in sidecar.items() if k != "llm"})
-    data["llm_name_or_path"] = sidecar.get("llm", base)
+    if merge_lora:
+        if is_trainable:
+            raise AllmrecError("load_tallrec: merge_lora and is_trainable exclude each other")
+        model = model.merge_and_unload()
+    data: dict[str, Any] = {"model_type": "tallrec"}
+    data.update(sidecar)
+    data["llm_name_or_path"] = base  # what was loaded (the short name when the sidecar has one)
     if "num_items" not in sidecar:
         if num_items is None:
             raise CheckpointError(f"{path} has no {SIDECAR_FILE}; pass num_items (the dataset's) to load a plain adapter")
