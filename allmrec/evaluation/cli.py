@@ -33,7 +33,8 @@ def register(sub) -> None:
             "HR@10/NDCG@10 over the whole catalogue (history excluded)."
         ),
     )
-    p.add_argument("--model", required=True, help="checkpoint directory (CF model, A-LLMRec stage-2, TALLRec/PEFT adapter)")
+    p.add_argument("--model", required=True, help="checkpoint directory (CF model, A-LLMRec stage-2, TALLRec/PEFT adapter) or llm:NAME "
+                   "(LLM-Only: the frozen LLM zero-shot, e.g. llm:smollm2-135m-instruct)")
     p.add_argument("--data", required=True, help="prepared dataset directory (from `allmrec data prepare`)")
     p.add_argument("--split", default="test", choices=["test", "valid", "cold_user_test"], help="which split to score (default: test)")
     p.add_argument("--out", required=True, help="where to write the results JSON")
