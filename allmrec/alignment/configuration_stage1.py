@@ -12,6 +12,7 @@ PAPER_BETA_BY_DOMAIN = {"movie": 0.5, "game": 0.5, "item": 0.2}
 
 ENCODER_ACTIVATIONS = ("sigmoid", "relu", "tanh", "gelu", "identity")
 REC_SCORES = ("dot", "mean")
+MATCH_LOSSES = ("mse", "infonce")
 TRAIN_ITEMS = ("last", "all")
 
 
@@ -51,6 +52,11 @@ class Stage1Config(PretrainedConfig):
         use_item_recon_loss (`bool`, defaults to `True`): include L_item-recon (Eq. 3).
         use_text_recon_loss (`bool`, defaults to `True`): include L_text-recon (Eq. 4).
         use_rec_loss (`bool`, defaults to `True`): include L_rec (Eq. 5).
+        match_loss (`str`, defaults to ``"mse"``):
+            ``mse`` = Eq. 2 (the paper); ``infonce`` = a symmetric contrastive loss over the distinct items of a
+            step (not in the paper; see :func:`~allmrec.alignment.losses.contrastive_matching_loss`).
+        match_temperature (`float`, defaults to 0.1):
+            Temperature τ of the ``infonce`` matching loss (logits = −‖e_i − q_j‖² / τ).
         rec_score (`str`, defaults to ``"dot"``):
             Score s(x^u, ·) inside L_rec: ``dot`` = the dot product of Eq. 5; ``mean`` = mean over dimensions
             (dot / d), what the official code computes.
@@ -82,6 +88,8 @@ class Stage1Config(PretrainedConfig):
         use_item_recon_loss: bool = True,
         use_text_recon_loss: bool = True,
         use_rec_loss: bool = True,
+        match_loss: str = "mse",
+        match_temperature: float = 0.1,
         rec_score: str = "dot",
         train_items: str = "last",
         sbert_train_layers: int | None = None,
@@ -102,6 +110,8 @@ class Stage1Config(PretrainedConfig):
         self.use_item_recon_loss = bool(use_item_recon_loss)
         self.use_text_recon_loss = bool(use_text_recon_loss)
         self.use_rec_loss = bool(use_rec_loss)
+        self.match_loss = match_loss
+        self.match_temperature = float(match_temperature)
         self.rec_score = rec_score
         self.train_items = train_items
         self.sbert_train_layers = None if sbert_train_layers is None else int(sbert_train_layers)
@@ -120,6 +130,10 @@ class Stage1Config(PretrainedConfig):
             bad("sbert_max_seq_length", self.sbert_max_seq_length, "must be positive or None")
         if self.encoder_activation not in ENCODER_ACTIVATIONS:
             bad("encoder_activation", self.encoder_activation, f"choose one of {', '.join(ENCODER_ACTIVATIONS)}")
+        if self.match_loss not in MATCH_LOSSES:
+            bad("match_loss", self.match_loss, f"choose one of {', '.join(MATCH_LOSSES)}")
+        if self.match_temperature <= 0:
+            bad("match_temperature", self.match_temperature, "must be positive")
         if self.rec_score not in REC_SCORES:
             bad("rec_score", self.rec_score, f"choose one of {', '.join(REC_SCORES)}")
         if self.train_items not in TRAIN_ITEMS:
@@ -151,4 +165,4 @@ class Stage1Config(PretrainedConfig):
         return self.sbert_train_layers == 0
 
 
-__all__ = ["Stage1Config", "paper_beta", "PAPER_ALPHA", "PAPER_BETA_BY_DOMAIN", "ENCODER_ACTIVATIONS", "REC_SCORES"]
+__all__ = ["Stage1Config", "paper_beta", "PAPER_ALPHA", "PAPER_BETA_BY_DOMAIN", "ENCODER_ACTIVATIONS", "REC_SCORES", "MATCH_LOSSES"]

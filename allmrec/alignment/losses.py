@@ -49,4 +49,17 @@ def recommendation_loss(
     )
 
 
-__all__ = ["matching_loss", "reconstruction_loss", "rec_scores", "recommendation_loss"]
+def contrastive_matching_loss(item_latent: torch.Tensor, text_latent: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Optional replacement of Eq. 2 (not in the paper): symmetric InfoNCE over the U distinct items of a
+    step, logits = −‖e_i − q_j‖² / τ, so every q_i must be closer to its own e_i than to the other items'
+    (and vice versa). MSE matching only asks e_i ≈ q_i and is satisfied by shrinking both towards a
+    constant; this term is not (a constant gives the chance-level loss log U)."""
+    e, q = item_latent.float(), text_latent.float()
+    # Squared distances expanded by hand: torch.cdist's gradient is undefined at distance 0.
+    sq = (q * q).sum(1, keepdim=True) + (e * e).sum(1)[None, :] - 2.0 * q @ e.T
+    logits = -sq.clamp(min=0) / temperature
+    target = torch.arange(len(e), device=e.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+__all__ = ["matching_loss", "contrastive_matching_loss", "reconstruction_loss", "rec_scores", "recommendation_loss"]

@@ -30,7 +30,7 @@ from transformers.utils import ModelOutput
 from ..errors import CheckpointError
 from ..utils.logging import get_logger
 from .configuration_stage1 import Stage1Config
-from .losses import matching_loss, reconstruction_loss, recommendation_loss
+from .losses import contrastive_matching_loss, matching_loss, reconstruction_loss, recommendation_loss
 from .sbert import embedding_dimension, tokenize, top_layers_only
 
 logger = get_logger(__name__)
@@ -191,15 +191,21 @@ class ALLMRecStage1Model(ALLMRecStage1PreTrainedModel):
                 text_embeddings = self.embed_texts(text_features)
             if pos_text_index is None or neg_text_index is None:
                 raise ValueError("pos_text_index and neg_text_index are required with text inputs")
-            pos_q_in, neg_q_in = text_embeddings[pos_text_index], text_embeddings[neg_text_index]
-            pos_text, pos_text_recon = self.text_autoencoder(pos_q_in)
-            neg_text, neg_text_recon = self.text_autoencoder(neg_q_in)
+            # f_T runs once per distinct item; rows gather from it (same values and gradients as per row).
+            text_latent, text_recon = self.text_autoencoder(text_embeddings)
+            pos_text, neg_text = text_latent[pos_text_index], text_latent[neg_text_index]
             if cfg.use_match_loss:
-                loss_match = matching_loss(pos_joint, pos_text) + matching_loss(neg_joint, neg_text)
+                if cfg.match_loss == "mse":
+                    loss_match = matching_loss(pos_joint, pos_text) + matching_loss(neg_joint, neg_text)
+                else:
+                    loss_match = contrastive_matching_loss(
+                        _per_unique(torch.cat([pos_joint, neg_joint]), torch.cat([pos_text_index, neg_text_index]), len(text_latent)),
+                        text_latent, cfg.match_temperature,
+                    )
             if cfg.use_text_recon_loss:
-                loss_text_recon = reconstruction_loss(pos_text_recon, pos_q_in, detach_target=True) + reconstruction_loss(
-                    neg_text_recon, neg_q_in, detach_target=True
-                )
+                loss_text_recon = reconstruction_loss(
+                    text_recon[pos_text_index], text_embeddings[pos_text_index], detach_target=True
+                ) + reconstruction_loss(text_recon[neg_text_index], text_embeddings[neg_text_index], detach_target=True)
 
         loss_item_recon = loss_rec = None
         if cfg.use_item_recon_loss:
@@ -244,6 +250,15 @@ class ALLMRecStage1Model(ALLMRecStage1PreTrainedModel):
             sbert_dir = _sbert_folder(pretrained_model_name_or_path, kwargs)
             model.attach_sbert(_load_sbert(str(sbert_dir), max_seq_length=model.config.sbert_max_seq_length))
         return model
+
+
+def _per_unique(rows: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """``(n, d)``: for each distinct item, the row of its first occurrence (duplicates are identical)."""
+    position = torch.arange(len(index), device=index.device)
+    first = torch.full((n,), len(index), dtype=torch.long, device=index.device).scatter_reduce(0, index, position, "amin")
+    if bool((first == len(index)).any()):
+        raise ValueError("every text embedding row must belong to a positive or negative item of the step")
+    return rows[first]
 
 
 def _sbert_folder(name_or_path, kwargs) -> Path:

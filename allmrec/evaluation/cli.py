@@ -50,6 +50,9 @@ def register(sub) -> None:
                    help="score a seeded subset of this many users (the same users for every model and seed); "
                         "default: every eligible user")
     p.add_argument("--subset-seed", type=int, default=0, help="seed of the --max-users subset (default: 0)")
+    p.add_argument("--stop-at-answer", action="store_true", default=None,
+                   help="generate mode: end each answer at its closing quote (exact Hit@1 is unchanged; much faster "
+                        "for models that keep talking; default: decode up to the token limit like the authors)")
     p.set_defaults(func=run_evaluate)
 
 
@@ -96,6 +99,8 @@ def evaluate_command(args) -> str:
         parts.append("--no-full-ranking")
     if getattr(args, "max_users", None):
         parts += ["--max-users", str(args.max_users), "--subset-seed", str(getattr(args, "subset_seed", 0))]
+    if getattr(args, "stop_at_answer", None):
+        parts.append("--stop-at-answer")
     return " ".join(shlex.quote(p) for p in parts)
 
 
