@@ -24,11 +24,12 @@ from pathlib import Path
 class DemoBudget:
     """How much work each stage of the demo does (defaults sized for 2 CPU cores, < 30 min)."""
 
-    cf_epochs: int = field(default=100, metadata={"help": "SASRec epochs (paper: 200, early stopping on valid)"})
-    stage1_epochs: int = field(default=4, metadata={"help": "stage-1 epochs over all users (paper: 10)"})
-    stage2_steps: int = field(default=60, metadata={"help": "stage-2 optimisation steps of batch 4 (paper: 5 epochs)"})
+    cf_epochs: int = field(default=60, metadata={"help": "SASRec epochs (paper: 200, early stopping on valid)"})
+    stage1_epochs: int = field(default=3, metadata={"help": "stage-1 epochs over all users (paper: 10)"})
+    stage1_sbert_layers: int = field(default=2, metadata={"help": "fine-tune only the top N SBERT layers (0: all, the paper)"})
+    stage2_steps: int = field(default=40, metadata={"help": "stage-2 optimisation steps of batch 4 (paper: 5 epochs)"})
     stage2_valid_users: int = field(default=0, metadata={"help": "validation users for stage-2 early stopping (0: none)"})
-    eval_users: int = field(default=120, metadata={"help": "seeded subset of test users scored by the LLM-based models"})
+    eval_users: int = field(default=60, metadata={"help": "seeded subset of test users scored by the LLM-based models"})
     modes: str = field(default="rank,generate", metadata={"help": "evaluation modes of the LLM-based models"})
 
 
@@ -89,7 +90,8 @@ def run(args) -> int:
 
     t = _step("3/5 stage 1: align SASRec item embeddings with MiniLM text embeddings")
     _call(["train", "stage1", "--data", str(data), "--cf", str(cf), "--out", str(s1), "--sbert", args.sbert,
-           "--epochs", str(budget.stage1_epochs), "--seed", seed, "--overwrite", "--no-progress"])
+           "--epochs", str(budget.stage1_epochs), "--seed", seed, "--overwrite", "--no-progress",
+           *(["--sbert-train-layers", str(budget.stage1_sbert_layers)] if budget.stage1_sbert_layers else [])])
     timings["train_stage1"] = time.perf_counter() - t
 
     t = _step(f"4/5 stage 2: project into the frozen {args.llm} ({budget.stage2_steps} steps of 4 prompts)")

@@ -48,7 +48,8 @@ DATASET_DISPLAY_NAMES = {"ml-100k": "MovieLens-100K"}
 
 MODEL_LABELS = {
     "allmrec": "A-LLMRec", "tallrec": "TALLRec", "sasrec": "SASRec", "gru4rec": "GRU4Rec",
-    "nextitnet": "NextItNet", "ncf": "NCF", "llm_only": "LLM-Only", "mlp_llm": "MLP-LLM",
+    "nextitnet": "NextItNet", "ncf": "NCF", "llm_only": "LLM-Only", "llm-only": "LLM-Only",
+    "mlp_llm": "MLP-LLM", "mlp-llm": "MLP-LLM",
 }
 #: results-JSON metric key → (model-index metric type, display name)
 METRICS = {
@@ -59,7 +60,11 @@ METRICS = {
     "mrr": ("mrr", "MRR"),
     "hit@1_lenient": ("hit_rate", "Hit@1 (lenient substring rule)"),
     "valid_rate": ("accuracy", "Valid-answer rate"),
+    "full_hr@10": ("hit_rate", "HR@10 (full ranking)"),
+    "full_ndcg@10": ("ndcg", "NDCG@10 (full ranking)"),
 }
+#: results of these model types come from an LLM (their `mode` matters); the others are CF models
+LLM_MODEL_TYPES = ("allmrec", "tallrec", "llm_only", "llm-only", "mlp_llm", "mlp-llm")
 RESULTS_REQUIRED = ("model_type", "dataset", "split", "n_users", "metrics", "scenarios", "candidate_fingerprint")
 SCENARIO_ORDER = ("warm", "mid", "cold", "cold_user")
 
@@ -151,10 +156,14 @@ def hub_id(name: str | None) -> str | None:
 
 
 def model_label(results: Mapping[str, Any]) -> str:
-    label = MODEL_LABELS.get(str(results.get("model_type")), str(results.get("model_type")))
-    details = [str(results[k]) for k in ("mode",) if results.get(k)]
-    if results.get("item_embedding") and results.get("item_embedding") != "cf":
-        details.append(f"{results['item_embedding']} item embeddings")
+    model_type = str(results.get("model_type"))
+    label = MODEL_LABELS.get(model_type, model_type)
+    if model_type in LLM_MODEL_TYPES:
+        details = [str(results["mode"])] if results.get("mode") else []
+        if results.get("item_embedding") and results.get("item_embedding") != "cf":
+            details.append(f"{results['item_embedding']} item embeddings")
+    else:  # CF models only rank; their loss is what tells two runs apart
+        details = [f"{results['loss_type']} loss"] if results.get("loss_type") else []
     return f"{label} ({', '.join(details)})" if details else label
 
 
@@ -450,14 +459,21 @@ def limitations_section(info: CheckpointInfo, manifest: Mapping[str, Any] | None
         "(Krichene & Rendle, KDD 2020); compare models only on identical candidate sets, as the tables above do.",
         f"The recommendations inherit the biases of the interaction data (e.g. popularity bias: compare the warm and cold "
         f"rows) and of {base} (what its pre-training text says about these titles).",
-        "The collaborative signal covers only the users' interaction histories and items of the training catalogue; an item "
-        "or user the CF model never saw gets an untrained representation (see the cold scenarios).",
     ]
     if info.kind == ALLMREC:
+        items.append(
+            "The collaborative signal covers only the users' interaction histories and items of the training catalogue; an "
+            "item or user the CF model never saw gets an untrained representation (see the cold scenarios)."
+        )
         items.append(
             "The model is only as good as its frozen parts: the CF model (shipped here) and the base LLM (loaded by id). "
             "Loading checks the LLM's hidden size, vocabulary and tokenizer, not its weights: another checkpoint of the "
             "same architecture loads silently and gives different, unvalidated results."
+        )
+    if info.kind == TALLREC:
+        items.append(
+            "TALLRec sees users and items only through item titles: it has no collaborative signal, so items with "
+            "uninformative or near-duplicate titles are hard to tell apart (the gap A-LLMRec's CF embeddings address)."
         )
     if asset_name(info.base_model) in ASSET_NOTES:
         items.append(ASSET_NOTES[asset_name(info.base_model)])

@@ -107,7 +107,8 @@ def _require_online_and_token(token: str | None) -> str:
     from huggingface_hub import constants, get_token
 
     if constants.HF_HUB_OFFLINE:
-        raise AllmrecError("pushing needs the network but HF_HUB_OFFLINE=1 is set; run with HF_HUB_OFFLINE=0")
+        raise AllmrecError("pushing needs the network but Hub offline mode is on (HF_HUB_OFFLINE=1); "
+                           "run `HF_HUB_OFFLINE=0 allmrec push ...`")
     token = token or get_token()
     if not token:
         raise AllmrecError("no Hugging Face token: run `hf auth login` (or `huggingface-cli login`) or set HF_TOKEN")

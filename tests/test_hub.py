@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from fake_hub import FAKE_TOKEN, _fake_hub_modules_cache, _fake_hub_server, fake_hub, validate_card_metadata  # noqa: F401
+from fake_hub import _fake_hub_modules_cache, _fake_hub_server, fake_hub, validate_card_metadata  # noqa: F401 (fixtures)
 
-from allmrec.errors import AllmrecError, CheckpointError, DataError
+from allmrec.errors import CheckpointError, DataError
 
 LATENT = 16
 HIDDEN = 32
@@ -445,7 +445,7 @@ def test_push_offline_is_refused(fake_hub, allmrec_ckpt, tiny_data, monkeypatch,
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert push("--model", str(allmrec_ckpt), "--repo-id", "ns/x", "--data", str(tiny_data)) == 2
-    assert "HF_HUB_OFFLINE=1" in capsys.readouterr().err and fake_hub.repos == {}
+    assert "HF_HUB_OFFLINE=0 allmrec push" in capsys.readouterr().err and fake_hub.repos == {}
 
 
 def test_bad_repo_id_and_wrong_dataset(allmrec_ckpt, tmp_path, tiny_data, capsys):
@@ -499,6 +499,28 @@ def test_dry_run_writes_card_without_network(allmrec_ckpt, results_files, tiny_d
     assert "would push" in capsys.readouterr().out
     card = ModelCard.load(card_path)
     assert card.data.eval_results and "Preprocessing options" in card.text
+
+
+EXAMPLE_CARDS = sorted((Path(__file__).resolve().parents[1] / "examples" / "model_cards").glob("*.md"))
+
+
+@pytest.mark.parametrize(
+    "card_path",
+    EXAMPLE_CARDS or [pytest.param(None, marks=pytest.mark.skip(reason="no rendered example card committed yet"))],
+    ids=[p.stem for p in EXAMPLE_CARDS] or ["none"],
+)
+def test_example_cards_validate(fake_hub, card_path):
+    """The committed example cards (examples/model_cards/) pass the offline checks and the Hub's validate-yaml."""
+    from huggingface_hub import ModelCard
+
+    from hub.card import check_card_metadata
+
+    card = ModelCard.load(card_path)
+    check_card_metadata(card)
+    card.validate()  # POST /api/validate-yaml on the fake Hub
+    data = card.data.to_dict()
+    assert data.get("model-index") and data.get("base_model") and data.get("datasets")
+    assert "## Evaluation" in card.text and "@inproceedings" in card.text
 
 
 # ---------------------------------------------------------------------------------------------- helpers
