@@ -30,6 +30,11 @@ from pathlib import Path
 PHASES = ("train", "rank", "generate")
 
 
+def _cpu_seconds() -> float:
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def _peak_memory() -> dict:
     import torch
 
@@ -46,6 +51,7 @@ def _worker(args) -> None:
     if args.worker == "train":
         from allmrec.model.training import Stage2TrainingArguments, train_stage2
 
+        cpu0 = _cpu_seconds()
         log = train_stage2(Stage2TrainingArguments(
             data=args.data, stage1=args.stage1, llm=args.llm, out=args.model, max_steps=args.train_steps,
             batch_size=args.batch_size, valid_users=0, progress=False, overwrite=True, seed=args.seed,
@@ -59,6 +65,8 @@ def _worker(args) -> None:
             "samples_per_second": log["train_samples_per_second"],
             "trainable_parameters": log["trainable_parameters"],
             "load_seconds": log["timings"]["load"],
+            # process CPU time of load + train (wall-clock time on a shared machine depends on the neighbours)
+            "cpu_seconds_incl_load": round(_cpu_seconds() - cpu0, 2),
         }
     else:
         from allmrec.data.dataset import PreparedDataset
@@ -67,6 +75,7 @@ def _worker(args) -> None:
         start = time.perf_counter()
         model = load_for_inference(args.model)
         load = time.perf_counter() - start
+        cpu0 = _cpu_seconds()
         res = evaluate_model(model, PreparedDataset.load(args.data), split="test", mode=args.worker,
                              batch_size=args.infer_batch, max_users=args.users, progress=False,
                              stop_at_answer=args.stop_at_answer)
@@ -79,6 +88,7 @@ def _worker(args) -> None:
             "hit@1": res["metrics"]["hit@1"],
             "stop_at_answer": bool(args.stop_at_answer) if args.worker == "generate" else None,
             "load_seconds": round(load, 3),
+            "cpu_seconds": round(_cpu_seconds() - cpu0, 2),
         }
     result.update(_peak_memory())
     print("RESULT " + json.dumps(result), flush=True)
@@ -171,13 +181,16 @@ def main(argv=None) -> int:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU, {args.threads} threads"
     print(f"\nA-LLMRec stage 2, LLM {args.llm}, {device}")
-    print(f"{'phase':<10}{'work':>22}{'seconds':>10}{'throughput':>22}{'peak RSS MB':>13}" + ("{:>14}".format("peak CUDA MB") if torch.cuda.is_available() else ""))
+    print(f"load average while measuring: {os.getloadavg()[0]:.2f} (wall-clock rates assume the cores were free)")
+    print(f"{'phase':<10}{'work':>22}{'seconds':>10}{'throughput':>22}{'CPU s':>10}{'peak RSS MB':>13}"
+          + ("{:>14}".format("peak CUDA MB") if torch.cuda.is_available() else ""))
     for r in results:
         if r["phase"] == "train":
             work, rate = f"{r['steps']} steps x {args.batch_size}", f"{r['samples_per_second']:.3f} samples/s"
         else:
             work, rate = f"{r['users']} users", f"{r['users_per_second']:.3f} users/s"
-        line = f"{r['phase']:<10}{work:>22}{r['seconds']:>10.2f}{rate:>22}{r['peak_rss_mb']:>13.0f}"
+        cpu = r.get("cpu_seconds", r.get("cpu_seconds_incl_load"))
+        line = f"{r['phase']:<10}{work:>22}{r['seconds']:>10.2f}{rate:>22}{cpu:>10.1f}{r['peak_rss_mb']:>13.0f}"
         if "peak_cuda_mb" in r:
             line += f"{r['peak_cuda_mb']:>14.0f}"
         print(line)

@@ -485,7 +485,7 @@ def test_model_files_work_without_the_allmrec_package(tmp_path, smol_tokenizer_p
     dest = tmp_path / "remote_allmrec"
     dest.mkdir()
     (dest / "__init__.py").write_text("")
-    for name in ("configuration_allmrec.py", "modeling_allmrec.py", "processing_allmrec.py", "prompts.py"):
+    for name in ("configuration_allmrec.py", "modeling_allmrec.py", "processing_allmrec.py", "prompts.py", "llm_scoring.py"):
         shutil.copy(src / name, dest / name)
     proc = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, smol_tokenizer_path, str(tmp_path / "ckpt")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,

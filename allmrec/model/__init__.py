@@ -1,9 +1,11 @@
 """Stage 2 of A-LLMRec: the frozen LLM with CF soft tokens (paper §4.2).
 
 * :class:`ALLMRecConfig` / :class:`ALLMRecForRecommendation` — config and model (``from_pretrained`` /
-  ``save_pretrained`` without the LLM weights); these two files and their siblings ``prompts.py`` and
-  ``processing_allmrec.py`` need only torch + transformers (Hub remote code).
+  ``save_pretrained`` without the LLM weights); these two files and their siblings ``prompts.py``,
+  ``processing_allmrec.py`` and ``llm_scoring.py`` need only torch + transformers (Hub remote code).
 * :class:`PromptBuilder` — the Fig. 3 / official / Fig. 6 prompts (also without soft tokens, for baselines).
+* :func:`greedy_generate` / :func:`continuation_scores` — generate and rank mode on any causal LM from
+  ``inputs_embeds`` (shared with the text-only baselines).
 * :mod:`~allmrec.model.matching` — parsing generated answers, exact and lenient Hit@1.
 * :func:`train_stage2` / ``allmrec train stage2``; :func:`evaluate_checkpoint` / ``allmrec evaluate``;
   ``allmrec recommend``.
@@ -26,6 +28,8 @@ _EXPORTS = {
     "ALLMRecOutput": "modeling_allmrec",
     "load_llm": "modeling_allmrec",
     "left_pad_histories": "modeling_allmrec",
+    "greedy_generate": "llm_scoring",
+    "continuation_scores": "llm_scoring",
     "Prompt": "prompts",
     "PromptBuilder": "prompts",
     "encode_prompts": "processing_allmrec",

@@ -33,10 +33,11 @@ from .matching import lenient_hit, match_candidate
 logger = get_logger(__name__)
 
 MODES = ("generate", "rank")
-#: users per LLM batch when the caller gives none (rank mode holds 20 KV-cache copies per user)
+#: users per LLM batch when the caller gives none
 DEFAULT_LLM_BATCH = 4
-#: a larger --batch-size (e.g. the CF evaluator's 256) is capped here to bound memory
-MAX_LLM_BATCH = 16
+#: a larger --batch-size (e.g. the CF evaluator's default 256) is capped to bound memory: rank mode holds
+#: 20 copies of each prompt's KV cache (SmolLM2, ~450 tokens: ~0.4 GB per user; OPT-6.7B bf16: ~4.7 GB)
+MAX_LLM_BATCH = {"rank": 4, "generate": 16}
 
 
 # ---------------------------------------------------------------------------------------------- rows
@@ -65,14 +66,15 @@ def _batches(n: int, size: int):
         yield np.arange(start, min(start + size, n))
 
 
-def _llm_batch_size(batch_size: int | None) -> int:
+def _llm_batch_size(batch_size: int | None, mode: str) -> int:
     if batch_size is None:
         return DEFAULT_LLM_BATCH
     if batch_size <= 0:
         raise AllmrecError(f"--batch-size must be positive, got {batch_size}")
-    if batch_size > MAX_LLM_BATCH:
-        logger.info("batch size %d capped to %d users per LLM batch (memory)", batch_size, MAX_LLM_BATCH)
-    return min(batch_size, MAX_LLM_BATCH)
+    cap = MAX_LLM_BATCH[mode]
+    if batch_size > cap:
+        logger.info("%s mode: batch size %d capped to %d users per LLM batch (memory)", mode, batch_size, cap)
+    return min(batch_size, cap)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -115,7 +117,7 @@ def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progr
     enc = _RowEncoder(model, titles)
     cands = np.asarray(rows["candidates"], dtype=np.int64)
     scores = np.zeros(cands.shape, dtype=np.float64)
-    size = _llm_batch_size(batch_size)
+    size = _llm_batch_size(batch_size, "rank")
     for idx in tqdm(list(_batches(len(cands), size)), desc="rank", unit="batch", disable=not progress, leave=False):
         b = enc.batch(rows, idx)
         conts = [[enc.continuation(int(c)) for c in cands[i]] for i in idx]
@@ -136,7 +138,7 @@ def generate_outputs(model, rows, titles, batch_size=None, item_embedding=None, 
 
     enc = _RowEncoder(model, titles)
     outputs: list[str] = []
-    size = _llm_batch_size(batch_size)
+    size = _llm_batch_size(batch_size, "generate")
     n = len(rows["user_id"])
     for idx in tqdm(list(_batches(n, size)), desc="generate", unit="batch", disable=not progress, leave=False):
         b = enc.batch(rows, idx)

@@ -30,13 +30,18 @@ Placeholders and splicing
     token: after a BOS when the tokenizer adds one (the official code puts O_u before BOS; a BOS at
     position 0 is what every pretrained LM has seen).
 
-Scoring
+Scoring (both in ``llm_scoring``, shared with the text-only baselines)
     * :meth:`generate_answers`: left-padded batch, ``llm.generate(inputs_embeds=...)`` greedy with the
       configured repetition penalty; returns only the new tokens.
     * :meth:`score_candidates`: log-likelihood of each candidate's answer (quoted title + EOS). The prompt is
       run **once** with a KV cache, the cache is repeated for the C candidates
       (``Cache.batch_repeat_interleave``), and all B×C continuations run in one batch.
       ``config.rank_normalization`` picks sum (default) or mean over the continuation tokens.
+
+Training loss
+    Only target tokens carry loss, so the LLM computes logits only from the position that predicts the
+    first target token on (``logits_to_keep``): the LM head over the prompt is ~20 % of the compute and
+    most of the activation memory. The loss is the mean cross-entropy over target tokens + EOS.
 """
 
 from __future__ import annotations
@@ -49,17 +54,12 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
-from transformers.generation import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .configuration_allmrec import ALLMRecCheckpointError, ALLMRecConfig
+from .llm_scoring import continuation_scores, greedy_generate, positions_from_mask, quote_count_table
 from .processing_allmrec import (
     IGNORE_INDEX,
     encode_prompts,
@@ -152,17 +152,6 @@ class ALLMRecProjector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.norm(self.fc1(x))))
-
-
-class _ClosingQuoteCriteria(StoppingCriteria):
-    """Done once a row's generated tokens contain two ``"`` (the answer's opening and closing quote)."""
-
-    def __init__(self, quote_counts: torch.Tensor) -> None:
-        self.quote_counts = quote_counts
-
-    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
-        table = self.quote_counts.to(input_ids.device)
-        return table[input_ids.clamp(0, len(table) - 1)].sum(1) >= 2
 
 
 @dataclass
@@ -462,8 +451,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
         attention_mask = attention_mask.to(inputs_embeds.device)
         if position_ids is None:
-            # Correct for left and right padding alike (pads get position 0 and are masked).
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            position_ids = positions_from_mask(attention_mask)
         keep = logits_to_keep
         first_label = None
         if labels is not None:
@@ -525,42 +513,21 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         answer's closing quote, since only the first quoted title is parsed; otherwise rows run to EOS or
         ``max_new_tokens`` as in the official code.
         """
-        if bool((attention_mask[:, -1] == 0).any()):
-            raise ValueError("generation needs a left-padded batch (encode_prompts(..., padding_side='left'))")
         embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
-        pad = pad_token_id(self.tokenizer)
-        gen_config = GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=int(max_new_tokens or self.config.generation_max_new_tokens),
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=pad,
-        )
-        # The repetition penalty is passed as our own processor: with inputs_embeds only, `input_ids` holds just
-        # the generated tokens (so, as in the official code, only they are penalised), but transformers 5.x's
-        # built-in processor skips the first <number of left pads> *generated* tokens of each padded row,
-        # which makes batched and single generation disagree.
-        penalty = float(repetition_penalty or self.config.generation_repetition_penalty)
-        processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(penalty)] if penalty != 1.0 else [])
         stop = self.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
-        criteria = StoppingCriteriaList([_ClosingQuoteCriteria(self._quote_counts())] if stop else [])
-        return self.llm.generate(
-            inputs_embeds=embeds, attention_mask=attention_mask.to(embeds.device), generation_config=gen_config,
-            logits_processor=processors, stopping_criteria=criteria,
+        return greedy_generate(
+            self.llm, embeds, attention_mask,
+            eos_token_id=self.tokenizer.eos_token_id,
+            pad_token_id=pad_token_id(self.tokenizer),
+            max_new_tokens=int(max_new_tokens or self.config.generation_max_new_tokens),
+            repetition_penalty=float(repetition_penalty or self.config.generation_repetition_penalty),
+            quote_counts=self._quote_counts() if stop else None,
         )
-
-    def _cache_kwarg(self) -> str:
-        """The LLM's KV-cache argument: ``cache`` (transformers ≥ 5.x) or ``past_key_values`` (older)."""
-        return "cache" if self._llm_accepts("cache") else "past_key_values"
 
     def _quote_counts(self) -> torch.Tensor:
-        """Number of ``"`` characters in every token of the LLM's vocabulary (for stop-at-answer)."""
+        """``"`` per token of the vocabulary (stop-at-answer), computed once."""
         if getattr(self, "_quote_count_table", None) is None:
-            vocab = int(self.config.llm_vocab_size)
-            pieces = self.tokenizer.batch_decode([[i] for i in range(min(vocab, len(self.tokenizer)))])
-            counts = torch.zeros(vocab, dtype=torch.long)
-            counts[: len(pieces)] = torch.tensor([p.count('"') for p in pieces], dtype=torch.long)
-            self._quote_count_table = counts
+            self._quote_count_table = quote_count_table(self.tokenizer, int(self.config.llm_vocab_size))
         return self._quote_count_table
 
     @torch.no_grad()
@@ -581,51 +548,12 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         The left-padded prompt batch is encoded once; its KV cache is repeated C times and the B×C
         continuations are scored in one forward pass.
         """
-        if bool((attention_mask[:, -1] == 0).any()):
-            raise ValueError("ranking needs a left-padded batch (encode_prompts(..., padding_side='left'))")
-        n_rows = input_ids.shape[0]
-        n_cands = {len(c) for c in continuations}
-        if len(continuations) != n_rows or len(n_cands) != 1:
-            raise ValueError("continuations must list the same number of candidates for every prompt")
-        (n_cand,) = n_cands
-        norm = normalization or self.config.rank_normalization
-        device = self.device
-        attention_mask = attention_mask.to(device)
-        prompt_out = self.forward(
-            input_ids, attention_mask, item_ids, cf_input_ids, user_embeds, user_ids,
-            item_embedding=item_embedding, use_cache=True, logits_to_keep=1,
+        embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
+        return continuation_scores(
+            self.llm, embeds, attention_mask, continuations,
+            pad_token_id=pad_token_id(self.tokenizer),
+            normalization=normalization or self.config.rank_normalization,
         )
-        first_logp = torch.log_softmax(prompt_out.logits[:, -1].float(), dim=-1)  # (B, V): predicts token 0
-        cache = prompt_out.cache
-        cache.batch_repeat_interleave(n_cand)
-
-        flat = [list(seq) for row in continuations for seq in row]
-        lengths = torch.tensor([len(s) for s in flat], device=device)
-        if bool((lengths == 0).any()):
-            raise ValueError("empty continuation")
-        width = int(lengths.max())
-        cont = torch.full((len(flat), width), pad_token_id(self.tokenizer), dtype=torch.long)
-        for i, s in enumerate(flat):
-            cont[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        cont = cont.to(device)
-        cont_mask = (torch.arange(width, device=device)[None, :] < lengths[:, None]).long()
-        full_mask = torch.cat([attention_mask.repeat_interleave(n_cand, dim=0), cont_mask], dim=1)
-        start = attention_mask.sum(1).repeat_interleave(n_cand)[:, None]
-        positions = start + torch.arange(width, device=device)[None, :]
-        out = self.llm(
-            input_ids=cont, attention_mask=full_mask, position_ids=positions, use_cache=False,
-            **{self._cache_kwarg(): cache},
-        )
-        # token j > 0 is predicted by continuation position j-1; token 0 by the prompt's last position.
-        # log p = logit - logsumexp(logits): never materialises a (B·C, L, V) log-softmax copy.
-        logits = out.logits[:, :-1].float()
-        logp_rest = logits.gather(-1, cont[:, 1:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-        logp_first = first_logp.repeat_interleave(n_cand, dim=0).gather(-1, cont[:, :1]).squeeze(-1)
-        token_logp = torch.cat([logp_first[:, None], logp_rest], dim=1) * cont_mask
-        scores = token_logp.sum(1)
-        if norm == "mean":
-            scores = scores / lengths
-        return scores.view(n_rows, n_cand)
 
     # ------------------------------------------------------------------------------ one user
     def prompt_builder(self, soft_tokens: bool = True) -> PromptBuilder:

@@ -290,7 +290,7 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
             return False
         with timer("validate"):
             hit, n = validation_hit1(core, dataset, args.valid_users, args.seed, args.progress)
-        entry = {"step": step, "epoch": epoch, "hit@1": hit, "n_users": n}
+        entry = {"step": step, "epoch": epoch + 1, "hit@1": hit, "n_users": n}
         log["validations"].append(entry)
         logger.info("validation after step %d: Hit@1 %.4f on %d users", step, hit, n)
         if n == 0 or hit > best_hit:  # an empty valid split cannot select: keep the latest state
