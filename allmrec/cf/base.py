@@ -154,7 +154,10 @@ class quiet_hf_progress:
 def require_config(condition: bool, config_name: str, message: str) -> None:
     """Config validation: raise a one-line :class:`~allmrec.errors.AllmrecError` naming the config."""
     if not condition:
-        from ..errors import AllmrecError
+        try:
+            from allmrec.errors import AllmrecError
+        except ImportError:  # Hub remote code without allmrec
+            AllmrecError = ValueError
 
         raise AllmrecError(f"{config_name}: {message}")
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import AllmrecError
+try:  # inside the allmrec package
+    from allmrec.errors import AllmrecError
+except ImportError:  # shipped as Hub remote code next to an A-LLMRec checkpoint, without allmrec
+    AllmrecError = ValueError
 
 LOSS_TYPES = ("bce", "ce")
 

@@ -19,7 +19,10 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
-from ..errors import AllmrecError
+try:  # inside the allmrec package
+    from allmrec.errors import AllmrecError
+except ImportError:  # shipped as Hub remote code next to an A-LLMRec checkpoint, without allmrec
+    AllmrecError = ValueError
 from .base import CFModelOutput, CFPreTrainedModel, require_config
 from .losses import bce_loss, check_loss_type, full_softmax_ce_loss
 

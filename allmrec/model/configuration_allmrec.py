@@ -205,6 +205,9 @@ class ALLMRecConfig(PretrainedConfig):
         return (self.user_token, self.history_token, self.candidate_token)
 
 
+# save_pretrained copies this file (+ siblings) and writes auto_map: a checkpoint carries its own code.
+ALLMRecConfig.register_for_auto_class()
+
 __all__ = [
     "ALLMRecConfig",
     "ALLMRecConfigError",

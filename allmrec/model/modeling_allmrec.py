@@ -99,8 +99,17 @@ def load_llm(name_or_path: str, **llm_kwargs):
     return llm, tokenizer
 
 
-def _build_cf_model(cf_config: dict):
-    """Rebuild the frozen CF model from its stored config (weights come from the checkpoint)."""
+def _class_ref(cls) -> str:
+    """``module.Class`` as transformers writes it in ``auto_map`` (module = the file name)."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def _build_cf_model(cf_config: dict, code_location: tuple[str, dict] | None = None):
+    """Rebuild the frozen CF model from its stored config (weights come from the checkpoint).
+
+    With ``allmrec`` installed its CF classes are used; otherwise (Hub remote code) the classes come from the
+    CF code files saved next to the checkpoint, named by ``cf_config["auto_map"]`` (see ``save_pretrained``).
+    """
     try:  # registers sasrec/gru4rec/nextitnet/ncf with AutoConfig/AutoModel when allmrec is installed
         from allmrec.cf import register_auto_classes
 
@@ -109,14 +118,22 @@ def _build_cf_model(cf_config: dict):
         pass
     cfg = dict(cf_config)
     model_type = cfg.pop("model_type")
+    auto_map = cfg.pop("auto_map", None) or {}
     try:
-        config = AutoConfig.for_model(model_type, **cfg)
+        return AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
     except (KeyError, ValueError) as e:
-        raise ALLMRecCheckpointError(
-            f"this checkpoint's CF model type {model_type!r} is not known to transformers here; install allmrec "
-            f"(which registers it) or pass cf_model=<the CF model>"
-        ) from e
-    return AutoModel.from_config(config)
+        if code_location is None or not {"AutoConfig", "AutoModel"} <= set(auto_map):
+            raise ALLMRecCheckpointError(
+                f"this checkpoint's CF model type {model_type!r} is not known to transformers here; install allmrec "
+                f"(which registers it) or pass cf_model=<the CF model>"
+            ) from e
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    path, hub = code_location
+    hub = {k: v for k, v in hub.items() if k in ("cache_dir", "force_download", "proxies", "revision", "token", "local_files_only")}
+    config_cls = get_class_from_dynamic_module(auto_map["AutoConfig"], path, **hub)
+    model_cls = get_class_from_dynamic_module(auto_map["AutoModel"], path, **hub)
+    return model_cls(config_cls(**cfg))
 
 
 def _freeze(module: nn.Module) -> None:
@@ -625,6 +642,19 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         """Write config + safetensors **without any LLM tensor** (+ ``item_catalogue.json``)."""
         state_dict = self.state_dict() if state_dict is None else state_dict
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(_LLM_PREFIX)}
+        if is_main_process and self.cf_model is not None:
+            # Ship the CF model's code (e.g. sasrec.py + its sibling imports) and name its classes, so that Hub
+            # remote code can rebuild it without allmrec (see _build_cf_model).
+            from transformers.dynamic_module_utils import custom_object_save
+
+            os.makedirs(save_directory, exist_ok=True)
+            custom_object_save(self.cf_model, save_directory)
+            if type(self.cf_model.config).__module__ != type(self.cf_model).__module__:
+                custom_object_save(self.cf_model.config, save_directory)
+            self.config.cf_config = {
+                **self.config.cf_config,
+                "auto_map": {"AutoConfig": _class_ref(type(self.cf_model.config)), "AutoModel": _class_ref(type(self.cf_model))},
+            }
         if is_main_process and self.item_titles is not None:
             os.makedirs(save_directory, exist_ok=True)
             # written before super() so that push_to_hub=True uploads it too
@@ -688,6 +718,8 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         except (SafetensorError, OSError, ValueError) as e:
             raise ALLMRecCheckpointError(f"{weights} is corrupt ({e}); re-save or re-download the checkpoint") from e
 
+        if cf_model is None and config.cf_config is not None:
+            cf_model = _build_cf_model(config.cf_config, code_location=(path, hub))
         model = cls(config, llm=llm, tokenizer=tokenizer, cf_model=cf_model)
         expected = set(model.state_dict_without_llm())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -717,6 +749,9 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         model.eval()
         return model
 
+
+# save_pretrained copies this file (+ siblings) and writes auto_map: a checkpoint carries its own code.
+ALLMRecForRecommendation.register_for_auto_class("AutoModel")
 
 __all__ = [
     "ALLMRecForRecommendation",
