@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import AllmrecError, DataError
+from ..evaluation.subsets import subset_rows  # the same users as every other model's evaluation
 from ..utils.logging import get_logger
 from .matching import lenient_hit, match_candidate
 
@@ -41,18 +42,6 @@ MAX_LLM_BATCH = {"rank": 4, "generate": 16}
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def subset_rows(rows: Mapping[str, Any], max_users: int | None, seed: int = 0) -> dict[str, Any]:
-    """A seeded random subset of ``max_users`` rows (kept in split order), or all rows."""
-    n = len(rows["user_id"])
-    if not max_users or max_users >= n:
-        return dict(rows)
-    keep = np.sort(np.random.default_rng(seed).choice(n, size=int(max_users), replace=False))
-    out = {}
-    for key, value in rows.items():
-        out[key] = value[keep] if isinstance(value, np.ndarray) else [value[i] for i in keep]
-    return out
-
-
 def rows_fingerprint(rows: Mapping[str, Any]) -> str:
     """sha256 over (user_id, candidates) of exactly the rows evaluated."""
     h = hashlib.sha256()
@@ -299,7 +288,8 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
 
     Reads ``args.model``, ``args.data``, ``args.split``, ``args.mode`` (None → generate, the paper's
     protocol), ``args.item_embedding`` (None → the checkpoint's), ``args.batch_size`` and optional
-    ``args.max_users``, ``args.stop_at_answer``, ``args.llm``, ``args.device``, ``args.llm_dtype``.
+    ``args.max_users``, ``args.subset_seed``, ``args.stop_at_answer``, ``args.command``, ``args.llm``,
+    ``args.device``, ``args.llm_dtype``.
     """
     from ..data.dataset import PreparedDataset
 
@@ -321,8 +311,10 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
         item_embedding=getattr(args, "item_embedding", None),
         batch_size=getattr(args, "batch_size", None),
         max_users=getattr(args, "max_users", None),
+        seed=getattr(args, "subset_seed", 0),
         stop_at_answer=getattr(args, "stop_at_answer", None),
         model_name=str(args.model),
+        command=getattr(args, "command", None),
         timings=timings,
     )
 
