@@ -42,8 +42,10 @@ def register(sub) -> None:
     p.add_argument("--mode", choices=["generate", "rank"], default=None,
                    help="LLM models: generate a title (the paper's protocol) or rank candidates by likelihood; "
                         "CF models always rank (default: the evaluator's own choice)")
-    p.add_argument("--item-embedding", choices=["cf", "text", "auto"], default="auto",
-                   help="A-LLMRec: which stage-1 item embedding feeds the LLM (ignored by CF/TALLRec; default: auto)")
+    p.add_argument("--item-embedding", choices=["cf", "text", "auto"], default=None,
+                   help="A-LLMRec: which stage-1 item embedding feeds the LLM: cf (e_i, the paper's default), text "
+                        "(q_i) or auto (q_i for items unseen in training: the paper's A-LLMRec (SBERT)); "
+                        "default: the checkpoint's own setting; ignored by CF/TALLRec")
     p.add_argument("--no-full-ranking", dest="full_ranking", action="store_false",
                    help="CF models: skip full-catalogue HR@10/NDCG@10")
     p.add_argument("--max-users", type=int, default=None,
@@ -94,7 +96,8 @@ def evaluate_command(args) -> str:
              "--out", str(args.out), "--batch-size", str(args.batch_size)]
     if args.mode:
         parts += ["--mode", args.mode]
-    parts += ["--item-embedding", args.item_embedding]
+    if args.item_embedding:
+        parts += ["--item-embedding", args.item_embedding]
     if not args.full_ranking:
         parts.append("--no-full-ranking")
     if getattr(args, "max_users", None):
