@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,11 +132,23 @@ def _train_in_process(data: str, out: str) -> None:
 
 @pytest.mark.slow
 def test_same_loop_runs_on_two_processes(tiny_data, tmp_path):
-    # accelerate's CPU launcher: two gloo processes, each with half of every epoch's batches
-    from accelerate import debug_launcher
+    # accelerate's CPU launcher: two gloo processes, each with half of every epoch's batches.
+    # Run from a fresh interpreter: debug_launcher forks, and forking a pytest process whose torch
+    # thread pools were already used by earlier tests can deadlock the children.
+    import os
+    import subprocess
+    import sys
+    import textwrap
 
     out = tmp_path / "ddp"
-    debug_launcher(_train_in_process, args=(str(tiny_data), str(out)), num_processes=2)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from accelerate import debug_launcher
+        from test_cf_training import _train_in_process
+        debug_launcher(_train_in_process, args=({str(tiny_data)!r}, {str(out)!r}), num_processes=2)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     log = json.loads((out / "training_log.json").read_text())
     assert log["num_processes"] == 2 and log["status"] == "finished" and log["epochs_run"] == 2
     assert load_cf_model(out).config.model_type == "sasrec"
