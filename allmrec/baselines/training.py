@@ -24,24 +24,22 @@ is available and off by default, as in stage 2.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import AllmrecError
+from ..training.checkpointing import ScalingArguments
+from ..training.prompt_loop import TRAINING_LOG, PromptLoopHooks, run_prompt_training
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
 from ..utils.seeding import set_seed
-TRAINING_LOG = "training_log.json"
 
 logger = get_logger(__name__)
 
 
 @dataclass
-class TallRecTrainingArguments:
+class TallRecTrainingArguments(ScalingArguments):
     """Options of ``allmrec train tallrec``; the budget defaults are the A-LLMRec paper's, the LoRA ones TALLRec's."""
 
     data: str = field(metadata={"help": "prepared dataset directory (allmrec data prepare)"})
@@ -94,7 +92,8 @@ class TallRecTrainingArguments:
             bad("lora_dropout", "must be in [0, 1)")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             bad("mixed_precision", "choose auto, no, bf16 or fp16")
-        if Path(self.out).exists() and not self.overwrite:
+        self.validate_scaling()
+        if Path(self.out).exists() and not self.overwrite and not self.resume_from:
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
 
     def lora_settings(self):
@@ -138,19 +137,21 @@ def _save(model, out: Path, log: dict, lora: dict) -> None:
 
 
 def train_tallrec(args: TallRecTrainingArguments) -> dict:
-    """Train the LoRA adapter; write the best one to ``args.out``; return the training log."""
+    """Train the LoRA adapter; write the best one to ``args.out``; return the training log.
+
+    The loop is stage 2's (:func:`allmrec.training.prompt_loop.run_prompt_training`): only the model, its
+    inputs (no soft tokens, so no CF inputs) and the optimiser differ.
+    """
     import torch
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
 
     from ..data.dataset import PreparedDataset
-    from ..model.training import Stage2Samples, _mixed_precision, collate, validation_hit1
+    from ..model.training import Stage2Samples, collate, validation_hit1
+    from ..training.accelerator import build_accelerator
 
     args.validate()
     timer = StageTimer()
     set_seed(args.seed)
-    cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=_mixed_precision(args.mixed_precision, cuda), cpu=not cuda)
+    accelerator = build_accelerator(args.mixed_precision)
     with timer("load"):
         dataset = PreparedDataset.load(args.data)
         samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users)
@@ -161,17 +162,14 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     lora = dict(args.lora_settings().to_dict(), target_modules=sorted(model.model.peft_config["default"].target_modules))
     logger.info(
         "TALLRec: %d training users (%d skipped: < 2 training items), %s trainable LoRA parameters of %s, LLM %s, "
-        "LoRA on %s", len(samples), samples.skipped, f"{n_trainable:,}", f"{n_total:,}", args.llm, lora["target_modules"],
+        "LoRA on %s, %d process(es)", len(samples), samples.skipped, f"{n_trainable:,}", f"{n_total:,}", args.llm,
+        lora["target_modules"], accelerator.num_processes,
     )
     trainable = [p for _, p in named]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
     warmup = args.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    core = accelerator.unwrap_model(model)
-
-    steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
-    total_steps = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
     log: dict[str, Any] = {
         "model_type": "tallrec",
         "args": asdict(args),
@@ -180,109 +178,19 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
         "skipped_users": samples.skipped,
         "trainable_parameters": n_trainable,
         "total_parameters": n_total,
-        "steps_per_epoch": steps_per_epoch,
-        "planned_steps": total_steps,
-        "losses": [],
-        "epochs": [],
-        "validations": [],
-        "best": None,
-        "stopped_early": False,
+        "mixed_precision": accelerator.mixed_precision,
     }
-    best_hit, bad_rounds, step, samples_seen = -1.0, 0, 0, 0
-    train_seconds = 0.0
-    out = Path(args.out)
 
-    def save_now() -> None:
-        if accelerator.is_main_process:
-            with timer("save"):
-                _save(core, out, _finish_log(log, timer, train_seconds, samples_seen), lora)
+    def text_only_batch(core, batch_samples):  # the CF inputs of stage 2's collate have no use here
+        return {k: v for k, v in collate(core, batch_samples).items() if k not in ("cf_input_ids", "user_ids")}
 
-    def validate_and_maybe_save(epoch: int) -> bool:
-        """Returns True when early stopping triggers."""
-        nonlocal best_hit, bad_rounds
-        if args.valid_users == 0:
-            return False
-        with timer("validate"):
-            hit, n = validation_hit1(core, dataset, args.valid_users, args.seed, args.progress)
-        entry = {"step": step, "epoch": epoch + 1, "hit@1": hit, "n_users": n}
-        log["validations"].append(entry)
-        logger.info("validation after step %d: Hit@1 %.4f on %d users", step, hit, n)
-        if n == 0 or hit > best_hit:  # an empty valid split cannot select: keep the latest state
-            best_hit, bad_rounds = (hit if n else best_hit), 0
-            log["best"] = entry
-            save_now()
-            return False
-        bad_rounds += 1
-        return bad_rounds >= args.patience
-
-    stop = False
-    epoch = 0
-    bar = tqdm(total=total_steps, desc="TALLRec", unit="step", disable=not args.progress or not accelerator.is_main_process)
-    for epoch in range(args.epochs):
-        model.train()
-        order = samples.epoch_order(epoch)
-        epoch_losses = []
-        for start in range(0, len(order), args.batch_size):
-            if step >= total_steps:
-                break
-            global_batch = order[start:start + args.batch_size]
-            if len(global_batch) < accelerator.num_processes:
-                break  # every process must take part in a distributed step
-            t0 = time.perf_counter()
-            idx = global_batch[accelerator.process_index::accelerator.num_processes]
-            batch = collate(core, [samples.sample(int(i), epoch) for i in idx])
-            batch = {k: v.to(accelerator.device) for k, v in batch.items() if k not in ("cf_input_ids", "user_ids")}
-            with accelerator.autocast():
-                loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            samples_seen += len(idx) * accelerator.num_processes
-            train_seconds += time.perf_counter() - t0
-            value = float(loss.detach())
-            epoch_losses.append(value)
-            log["losses"].append({"step": step, "loss": value})
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}", epoch=epoch + 1)
-            if step % args.log_every == 0:
-                logger.info("step %d/%d epoch %d loss %.4f", step, total_steps, epoch + 1, float(np.mean(epoch_losses[-args.log_every:])))
-            if args.eval_every and step % args.eval_every == 0 and step < total_steps:
-                if validate_and_maybe_save(epoch):
-                    stop = True
-                    break
-        log["epochs"].append({"epoch": epoch + 1, "steps": len(epoch_losses),
-                              "mean_loss": float(np.mean(epoch_losses)) if epoch_losses else None})
-        if stop:
-            log["stopped_early"] = True
-            break
-        if step >= total_steps:
-            break
-        if not args.eval_every and validate_and_maybe_save(epoch):
-            log["stopped_early"] = True
-            break
-    bar.close()
-    # Final validation for the last state when the loop ended between validations.
-    last_validated = log["validations"][-1]["step"] if log["validations"] else -1
-    if not log["stopped_early"] and last_validated != step:
-        validate_and_maybe_save(epoch)
-    if args.valid_users == 0:
-        save_now()
-    final = _finish_log(log, timer, train_seconds, samples_seen)
-    if accelerator.is_main_process and out.is_dir():
-        atomic_write_json(out / TRAINING_LOG, final)
-    return final
-
-
-def _finish_log(log: dict, timer: StageTimer, train_seconds: float, samples_seen: int) -> dict:
-    done = dict(log)
-    done["steps"] = len(log["losses"])
-    done["samples_seen"] = samples_seen
-    done["timings"] = dict(timer.seconds, train=round(train_seconds, 3))
-    done["train_samples_per_second"] = round(samples_seen / train_seconds, 4) if train_seconds > 0 else None
-    done["seconds_per_step"] = round(train_seconds / done["steps"], 4) if done["steps"] else None
-    return done
+    hooks = PromptLoopHooks(
+        name="TALLRec",
+        collate=text_only_batch,
+        save_checkpoint=lambda core, out, final: _save(core, out, final, lora),
+        validate=lambda core: validation_hit1(core, dataset, args.valid_users, args.seed, args.progress),
+    )
+    return run_prompt_training(args, accelerator, model, optimizer, samples, log, timer, hooks, scheduler=scheduler)
 
 
 def arguments_from_namespace(ns) -> TallRecTrainingArguments:

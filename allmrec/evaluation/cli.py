@@ -55,6 +55,9 @@ def register(sub) -> None:
     p.add_argument("--stop-at-answer", action="store_true", default=None,
                    help="generate mode: end each answer at its closing quote (exact Hit@1 is unchanged; much faster "
                         "for models that keep talking; default: decode up to the token limit like the authors)")
+    p.add_argument("--llm-dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                   help="LLM models: weight dtype of the frozen LLM: auto (bf16 on a GPU, fp32 on CPU), float32, "
+                        "bfloat16 (fast on CPUs with AMX/AVX512-BF16), float16 (default: auto)")
     p.set_defaults(func=run_evaluate)
 
 
@@ -104,6 +107,8 @@ def evaluate_command(args) -> str:
         parts += ["--max-users", str(args.max_users), "--subset-seed", str(getattr(args, "subset_seed", 0))]
     if getattr(args, "stop_at_answer", None):
         parts.append("--stop-at-answer")
+    if getattr(args, "llm_dtype", "auto") not in (None, "auto"):
+        parts += ["--llm-dtype", args.llm_dtype]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -18,7 +18,6 @@ validation users, after each epoch (or every ``eval_every`` steps); the best sta
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import AllmrecError, CheckpointError, DataError
+from ..training.checkpointing import ScalingArguments
+from ..training.prompt_loop import TRAINING_LOG, PromptLoopHooks, run_prompt_training
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
 from ..utils.seeding import set_seed
 
 logger = get_logger(__name__)
 
-TRAINING_LOG = "training_log.json"
-
 
 @dataclass
-class Stage2TrainingArguments:
+class Stage2TrainingArguments(ScalingArguments):
     """Options of ``allmrec train stage2``; defaults are the paper's (§5.1) where it gives one."""
 
     data: str = field(metadata={"help": "prepared dataset directory (allmrec data prepare)"})
@@ -82,7 +81,8 @@ class Stage2TrainingArguments:
             bad("lr", "lr must be > 0 and betas in [0, 1)")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             bad("mixed_precision", "choose auto, no, bf16 or fp16")
-        if Path(self.out).exists() and not self.overwrite:
+        self.validate_scaling()
+        if Path(self.out).exists() and not self.overwrite and not self.resume_from:
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
 
 
@@ -156,16 +156,6 @@ def read_stage1(path: str | Path) -> tuple[dict, dict]:
     return cfg, load_stage1_item_embeddings(path)
 
 
-def _mixed_precision(requested: str, cuda: bool) -> str:
-    if requested != "auto":
-        return requested if cuda else "no"
-    if not cuda:
-        return "no"
-    import torch
-
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
 def build_model(args: Stage2TrainingArguments, dataset, device: str):
     """Load LLM, CF model and stage-1 tables; return a fresh :class:`ALLMRecForRecommendation`."""
     from .. import __version__
@@ -215,6 +205,7 @@ def collate(model, samples: list[dict]) -> dict:
 def validation_hit1(model, dataset, users: int, seed: int, progress: bool) -> tuple[float, int]:
     """Rank-mode Hit@1 on a seeded subset of the valid split → ``(hit@1, n_users)``."""
     from ..evaluation.metrics import ranks_from_scores
+    from ..training.distributed import is_main_process, shard_and_gather
     from .inference import rank_scores, subset_rows
 
     rows = subset_rows(dataset.eval_rows("valid"), users, seed)
@@ -222,8 +213,8 @@ def validation_hit1(model, dataset, users: int, seed: int, progress: bool) -> tu
         return float("nan"), 0
     was_training = model.training
     model.eval()
-    try:
-        scores = rank_scores(model, rows, dataset.titles, progress=progress)
+    try:  # users sharded across processes when distributed; every process gets the same Hit@1
+        scores = shard_and_gather(lambda part: rank_scores(model, part, dataset.titles, progress=progress and is_main_process()), rows)
     finally:
         model.train(was_training)
     ranks = ranks_from_scores(scores, rows["target_index"])
@@ -238,18 +229,20 @@ def _save(model, out: Path, log: dict) -> None:
 
 # ---------------------------------------------------------------------------------------------- train
 def train_stage2(args: Stage2TrainingArguments) -> dict:
-    """Train F_U / F_I; write the best checkpoint to ``args.out``; return the training log."""
+    """Train F_U / F_I; write the best checkpoint to ``args.out``; return the training log.
+
+    The loop itself (distributed / accumulated steps, early stopping, resume) is
+    :func:`allmrec.training.prompt_loop.run_prompt_training`, shared with TALLRec.
+    """
     import torch
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
 
     from ..data.dataset import PreparedDataset
+    from ..training.accelerator import build_accelerator
 
     args.validate()
     timer = StageTimer()
     set_seed(args.seed)
-    cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=_mixed_precision(args.mixed_precision, cuda), cpu=not cuda)
+    accelerator = build_accelerator(args.mixed_precision)
     with timer("load"):
         dataset = PreparedDataset.load(args.data)
         samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users)
@@ -257,120 +250,27 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     logger.info(
-        "stage 2: %d training users (%d skipped: < 2 training items), %s trainable parameters, LLM %s (hidden %d)",
+        "stage 2: %d training users (%d skipped: < 2 training items), %s trainable parameters, LLM %s (hidden %d), "
+        "%d process(es), precision %s",
         len(samples), samples.skipped, f"{n_trainable:,}", args.llm, model.config.llm_hidden_size,
+        accelerator.num_processes, accelerator.mixed_precision,
     )
     optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.beta1, args.beta2))
     model, optimizer = accelerator.prepare(model, optimizer)
-    core = accelerator.unwrap_model(model)
-
-    steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
-    total_steps = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
     log: dict[str, Any] = {
         "args": asdict(args),
         "training_users": len(samples),
         "skipped_users": samples.skipped,
         "trainable_parameters": n_trainable,
-        "steps_per_epoch": steps_per_epoch,
-        "planned_steps": total_steps,
-        "losses": [],
-        "epochs": [],
-        "validations": [],
-        "best": None,
-        "stopped_early": False,
+        "mixed_precision": accelerator.mixed_precision,
     }
-    best_hit, bad_rounds, step, samples_seen = -1.0, 0, 0, 0
-    train_seconds = 0.0
-    out = Path(args.out)
-
-    def validate_and_maybe_save(epoch: int) -> bool:
-        """Returns True when early stopping triggers."""
-        nonlocal best_hit, bad_rounds
-        if args.valid_users == 0:
-            return False
-        with timer("validate"):
-            hit, n = validation_hit1(core, dataset, args.valid_users, args.seed, args.progress)
-        entry = {"step": step, "epoch": epoch + 1, "hit@1": hit, "n_users": n}
-        log["validations"].append(entry)
-        logger.info("validation after step %d: Hit@1 %.4f on %d users", step, hit, n)
-        if n == 0 or hit > best_hit:  # an empty valid split cannot select: keep the latest state
-            best_hit, bad_rounds = (hit if n else best_hit), 0
-            log["best"] = entry
-            if accelerator.is_main_process:
-                with timer("save"):
-                    _save(core, out, _finish_log(log, timer, train_seconds, samples_seen))
-            return False
-        bad_rounds += 1
-        return bad_rounds >= args.patience
-
-    stop = False
-    bar = tqdm(total=total_steps, desc="stage 2", unit="step", disable=not args.progress or not accelerator.is_main_process)
-    for epoch in range(args.epochs):
-        model.train()
-        order = samples.epoch_order(epoch)
-        epoch_losses = []
-        for start in range(0, len(order), args.batch_size):
-            if step >= total_steps:
-                break
-            global_batch = order[start:start + args.batch_size]
-            if len(global_batch) < accelerator.num_processes:
-                break  # every process must take part in a distributed step
-            t0 = time.perf_counter()
-            # each process takes its share of the global batch
-            idx = global_batch[accelerator.process_index::accelerator.num_processes]
-            batch = collate(core, [samples.sample(int(i), epoch) for i in idx])
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with accelerator.autocast():
-                loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            samples_seen += len(idx) * accelerator.num_processes
-            train_seconds += time.perf_counter() - t0
-            value = float(loss.detach())
-            epoch_losses.append(value)
-            log["losses"].append({"step": step, "loss": value})
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}", epoch=epoch + 1)
-            if step % args.log_every == 0:
-                logger.info("step %d/%d epoch %d loss %.4f", step, total_steps, epoch + 1, float(np.mean(epoch_losses[-args.log_every:])))
-            if args.eval_every and step % args.eval_every == 0 and step < total_steps:
-                if validate_and_maybe_save(epoch):
-                    stop = True
-                    break
-        log["epochs"].append({"epoch": epoch + 1, "steps": len(epoch_losses),
-                              "mean_loss": float(np.mean(epoch_losses)) if epoch_losses else None})
-        if stop:
-            log["stopped_early"] = True
-            break
-        if step >= total_steps:
-            break
-        if not args.eval_every and validate_and_maybe_save(epoch):
-            log["stopped_early"] = True
-            break
-    bar.close()
-    timer.seconds["train"] = round(train_seconds, 3)
-    # Final validation for the last state when the loop ended between validations.
-    last_validated = log["validations"][-1]["step"] if log["validations"] else -1
-    if not log["stopped_early"] and last_validated != step:
-        validate_and_maybe_save(epoch)
-    if args.valid_users == 0 and accelerator.is_main_process:
-        with timer("save"):
-            _save(core, out, _finish_log(log, timer, train_seconds, samples_seen))
-    final = _finish_log(log, timer, train_seconds, samples_seen)
-    if accelerator.is_main_process and out.is_dir():
-        atomic_write_json(out / TRAINING_LOG, final)
-    return final
-
-
-def _finish_log(log: dict, timer: StageTimer, train_seconds: float, samples_seen: int) -> dict:
-    done = dict(log)
-    done["steps"] = len(log["losses"])
-    done["samples_seen"] = samples_seen
-    done["timings"] = dict(timer.seconds, train=round(train_seconds, 3))
-    done["train_samples_per_second"] = round(samples_seen / train_seconds, 4) if train_seconds > 0 else None
-    return done
+    hooks = PromptLoopHooks(
+        name="stage 2",
+        collate=collate,
+        save_checkpoint=_save,
+        validate=lambda core: validation_hit1(core, dataset, args.valid_users, args.seed, args.progress),
+    )
+    return run_prompt_training(args, accelerator, model, optimizer, samples, log, timer, hooks)
 
 
 def arguments_from_namespace(ns) -> Stage2TrainingArguments:
@@ -378,4 +278,4 @@ def arguments_from_namespace(ns) -> Stage2TrainingArguments:
     return Stage2TrainingArguments(**{k: v for k, v in vars(ns).items() if k in names})
 
 
-__all__ = ["Stage2TrainingArguments", "Stage2Samples", "train_stage2", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace"]
+__all__ = ["Stage2TrainingArguments", "Stage2Samples", "train_stage2", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace", "TRAINING_LOG"]
