@@ -63,3 +63,42 @@ def ml100k_data(tmp_path_factory) -> Path:
 def pytest_sessionfinish(session, exitstatus):
     if exitstatus == 5:  # no test selected: CI must not mistake this for success
         print("\nERROR: pytest selected no tests (exit 5) - check the test paths and markers", flush=True)
+
+
+STAGE2_LATENT = 16
+
+
+@pytest.fixture(scope="session")
+def stage2_inputs(tiny_data, tmp_path_factory):
+    """(data, stage1 dir, llm dir) for the tiny dataset, written the way the earlier stages write them: a
+    SASRec checkpoint, a stage-1 directory (config.json + item_embeddings.safetensors) and an LLM folder
+    (a tiny random Llama + the SmolLM2 tokenizer)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from allmrec.assets import resolve_llm
+    from allmrec.cf import SASRecConfig, SASRecModel
+    from allmrec.data.dataset import PreparedDataset
+
+    root = tmp_path_factory.mktemp("stage2_inputs")
+    ds = PreparedDataset.load(tiny_data)
+    torch.manual_seed(0)
+    cf = SASRecModel(SASRecConfig(num_items=ds.num_items, hidden_size=8, num_blocks=1, maxlen=12))
+    cf.save_pretrained(root / "cf")
+    s1 = root / "stage1"
+    s1.mkdir()
+    (s1 / "config.json").write_text(json.dumps({"model_type": "allmrec_stage1", "cf_model_path": str(root / "cf"), "latent_dim": STAGE2_LATENT}))
+    g = torch.Generator().manual_seed(0)
+    joint, text = torch.rand(ds.num_items + 1, STAGE2_LATENT, generator=g), torch.rand(ds.num_items + 1, STAGE2_LATENT, generator=g)
+    joint[0] = text[0] = 0
+    save_file({"joint": joint, "text": text}, str(s1 / "item_embeddings.safetensors"))
+    llm = LlamaForCausalLM(LlamaConfig(
+        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, eos_token_id=2, pad_token_id=2,
+    ))
+    llm.save_pretrained(root / "llm")
+    AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct")).save_pretrained(root / "llm")
+    return tiny_data, s1, root / "llm"

@@ -1,6 +1,6 @@
 """Stage-2 training, evaluation and recommend end to end on the tiny dataset with a tiny random Llama.
 
-On-disk inputs are built here the way the earlier stages write them: a SASRec checkpoint
+On-disk inputs come from the ``stage2_inputs`` fixture (conftest.py), built the way the earlier stages write them: a SASRec checkpoint
 (``save_pretrained``), a stage-1 directory (``config.json`` with ``cf_model_path`` +
 ``item_embeddings.safetensors`` with ``joint``/``text``) and an LLM folder (tiny Llama + SmolLM2 tokenizer).
 """
@@ -18,37 +18,6 @@ from allmrec.cli import main
 from allmrec.data.dataset import PreparedDataset
 from allmrec.errors import AllmrecError
 
-LATENT = 16
-
-
-@pytest.fixture(scope="module")
-def stage2_inputs(tiny_data, tmp_path_factory):
-    """(data, stage1 dir, llm dir) for the tiny dataset."""
-    from safetensors.torch import save_file
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from allmrec.assets import resolve_llm
-    from allmrec.cf import SASRecConfig, SASRecModel
-
-    root = tmp_path_factory.mktemp("stage2_inputs")
-    ds = PreparedDataset.load(tiny_data)
-    torch.manual_seed(0)
-    cf = SASRecModel(SASRecConfig(num_items=ds.num_items, hidden_size=8, num_blocks=1, maxlen=12))
-    cf.save_pretrained(root / "cf")
-    s1 = root / "stage1"
-    s1.mkdir()
-    (s1 / "config.json").write_text(json.dumps({"model_type": "allmrec_stage1", "cf_model_path": str(root / "cf"), "latent_dim": LATENT}))
-    g = torch.Generator().manual_seed(0)
-    joint, text = torch.rand(ds.num_items + 1, LATENT, generator=g), torch.rand(ds.num_items + 1, LATENT, generator=g)
-    joint[0] = text[0] = 0
-    save_file({"joint": joint, "text": text}, str(s1 / "item_embeddings.safetensors"))
-    llm = LlamaForCausalLM(LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, eos_token_id=2, pad_token_id=2,
-    ))
-    llm.save_pretrained(root / "llm")
-    AutoTokenizer.from_pretrained(resolve_llm("smollm2-135m-instruct")).save_pretrained(root / "llm")
-    return tiny_data, s1, root / "llm"
 
 
 @pytest.fixture(scope="module")

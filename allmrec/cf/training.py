@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AllmrecError
+from ..training.checkpointing import ScalingArguments
 from ..utils.logging import get_logger
 
 logger = get_logger(__name__)
@@ -50,7 +51,7 @@ SELECT_METRICS = ("hit@1", "hit@5", "hit@10", "ndcg@10", "mrr")
 
 
 @dataclass
-class CFTrainingArguments:
+class CFTrainingArguments(ScalingArguments):
     """Options of ``allmrec train cf``. Defaults follow the SASRec reference code."""
 
     data: str = field(metadata={"help": "prepared dataset directory (from `allmrec data prepare`)"})
@@ -85,6 +86,7 @@ class CFTrainingArguments:
         default=None, metadata={"help": "train (and validate) only on the prepared few-shot subset of K users"}
     )
     eval_batch_size: int = field(default=512, metadata={"help": "users per validation batch"})
+    mixed_precision: str = field(default="auto", metadata={"help": "auto (the launcher's choice, else bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing --out directory"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
 
@@ -114,6 +116,7 @@ class CFTrainingArguments:
             raise AllmrecError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.few_shot is not None and self.few_shot <= 0:
             raise AllmrecError(f"--few-shot must be positive, got {self.few_shot}")
+        self.validate_scaling()
 
 
 def build_config(args: CFTrainingArguments, num_items: int, num_users: int):
@@ -141,18 +144,19 @@ class CFTrainer:
 
     def __init__(self, args: CFTrainingArguments, accelerator=None):
         import torch
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
         from torch.utils.data import DataLoader
+
+        from ..training.accelerator import build_accelerator
 
         from ..data.dataset import PreparedDataset
         from .loading import CF_MODELS
         from .samples import PointwiseTrainingSamples, SequenceTrainingSamples
 
         self.args = args
-        if Path(args.out).exists() and not args.overwrite:  # fail before minutes of setup, not after
+        if Path(args.out).exists() and not args.overwrite and not args.resume_from:  # fail before minutes of setup
             raise AllmrecError(f"output directory {args.out} already exists; pass --overwrite to replace it")
-        self.accelerator = accelerator or Accelerator()
+        self.accelerator = accelerator or build_accelerator(args.mixed_precision)
         set_seed(args.seed)
         self.dataset = PreparedDataset.load(args.data)
         ds = self.dataset
@@ -179,8 +183,11 @@ class CFTrainer:
                                                     num_negatives=args.num_negatives, seed=args.seed)
         if len(self.samples) == 0:
             raise AllmrecError(f"{args.data}: no user has >= 2 training items; nothing to train on")
+        # Reseeded at every epoch start (train_epoch): the shuffle of epoch e depends on (seed, e) only, so a run
+        # resumed mid-epoch sees the same order as the uninterrupted one.
+        self.shuffle_generator = torch.Generator().manual_seed(args.seed)
         loader = DataLoader(self.samples, batch_size=args.batch_size, shuffle=True, collate_fn=self.samples.collate_fn,
-                            generator=torch.Generator().manual_seed(args.seed))
+                            generator=self.shuffle_generator)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(args.adam_beta1, args.adam_beta2),
                                      weight_decay=args.weight_decay)
         self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
@@ -190,32 +197,63 @@ class CFTrainer:
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
-    def train_epoch(self, epoch: int, max_steps: int | None = None) -> tuple[float, float]:
+    def train_epoch(self, epoch: int, max_steps: int | None = None, start_batch: int = 0,
+                    totals: tuple[float, float] = (0.0, 0.0), on_step=None) -> tuple[float, float]:
         """One pass over the samples → (mean loss over all processes, seconds).
 
-        ``max_steps`` stops after that many batches (benchmarks time a slice of a large epoch).
+        ``max_steps`` stops after that many batches (benchmarks time a slice of a large epoch);
+        ``start_batch`` and ``totals`` (this process's running ``(sum of loss·rows, rows)``) continue an
+        epoch interrupted after that many batches (``skip_first_batches``); ``on_step(batch_index, totals)``
+        runs after every optimisation step (training-state saves).
         """
         import torch
         from tqdm.auto import tqdm
 
+        from ..training.accumulation import accumulate_backward
+
         acc = self.accelerator
         start = time.perf_counter()
         self.samples.set_epoch(epoch)
+        # accelerate's loaders call dataset.set_epoch(<their own iteration count>) when iterated; pin it to ours
+        # so a resumed run (a fresh skipping loader) draws the same per-epoch negatives.
+        self.loader.set_epoch(epoch)
+        self.shuffle_generator.manual_seed(self.args.seed * 1_000_003 + epoch)
         self.model.train()
-        total = torch.zeros(2, device=acc.device)  # (sum of losses · rows, rows)
-        bar = tqdm(self.loader, desc=f"epoch {epoch}", unit="batch", leave=False,
-                   disable=not (self.args.progress and acc.is_local_main_process))
-        for step, batch in enumerate(bar):
+        total = list(totals)
+        if start_batch:
+            # Creating a DataLoader iterator draws a base seed from the global torch RNG. The interrupted run was
+            # past that draw when its state was saved, so the resumed run must not consume it again: dropout
+            # masks would shift. Restore the RNG around the creation of the skipping iterator.
+            # (accelerate's loaders are generators: the draw happens at the first next(), hence the prefetch.)
+            import itertools
+
+            rng = torch.get_rng_state()
+            skip_loader = acc.skip_first_batches(self.loader, start_batch)
+            skip_loader.set_epoch(epoch)
+            skipping = iter(skip_loader)
+            first = next(skipping, None)
+            torch.set_rng_state(rng)
+            loader = itertools.chain([first], skipping) if first is not None else iter(())
+        else:
+            loader = self.loader
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="batch", leave=False, initial=start_batch,
+                   total=len(self.loader), disable=not (self.args.progress and acc.is_local_main_process))
+        for step, batch in enumerate(bar, start=start_batch):
             if max_steps is not None and step >= max_steps:
                 break
-            out = self.model(**batch)
-            acc.backward(out.loss)
+            rows = next(iter(batch.values())).shape[0]
+            outs = accumulate_backward(
+                acc, self.model, rows, self.args.gradient_accumulation_steps,
+                lambda sl: self.model(**{k: v[sl] for k, v in batch.items()}),
+            )
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            rows = next(iter(batch.values())).shape[0]
-            total += torch.stack([out.loss.detach() * rows, torch.tensor(float(rows), device=acc.device)])
-        total = acc.reduce(total, reduction="sum")
-        mean_loss = float(total[0] / total[1].clamp(min=1))
+            total[0] += sum(float(out.loss.detach()) * n for out, n in outs)
+            total[1] += rows
+            if on_step is not None:
+                on_step(step + 1, tuple(total))
+        reduced = acc.reduce(torch.tensor(total, dtype=torch.float64, device=acc.device), reduction="sum")
+        mean_loss = float(reduced[0] / reduced[1].clamp(min=1))
         if not math.isfinite(mean_loss):
             raise AllmrecError(f"training diverged at epoch {epoch} (loss {mean_loss}); try a lower --lr")
         return mean_loss, time.perf_counter() - start
@@ -270,21 +308,37 @@ class CFTrainer:
 
     def train(self) -> Path:
         """The full loop; returns the checkpoint directory (holding the best validation model)."""
+        from ..training.checkpointing import TrainingStateManager, maybe_kill_for_testing
         from ..utils.io import atomic_write_json
 
         args, acc = self.args, self.accelerator
         out = Path(args.out)
-        if out.exists() and not args.overwrite:
+        if out.exists() and not args.overwrite and not args.resume_from:
             raise AllmrecError(f"output directory {out} already exists; pass --overwrite to replace it")
         start = time.perf_counter()
-        epochs: list[dict] = []
-        best: dict | None = None
-        bad_evals = 0
+        # Loop position and bookkeeping: everything a resumed run needs besides weights/optimiser/RNGs.
+        loop: dict[str, Any] = {"epoch": 1, "batch": 0, "totals": [0.0, 0.0], "step": 0, "epochs": [], "best": None,
+                                "bad_evals": 0, "elapsed": 0.0}
+        states = TrainingStateManager(acc, out, asdict(args), args.save_state_every, args.save_state_limit)
+        if args.resume_from:
+            loop = states.load(args.resume_from)["loop"]
+            start -= loop["elapsed"]
+        epochs, best = loop["epochs"], loop["best"]
         stopped_early = False
         logger.info("training %s (%s loss) on %s: %d samples, %d parameters, device %s x%d", args.model, args.loss,
                     self.dataset.name, len(self.samples), self.num_parameters, acc.device, acc.num_processes)
-        for epoch in range(1, args.epochs + 1):
-            loss, seconds = self.train_epoch(epoch)
+
+        def after_step(epoch: int, batch: int, totals: tuple[float, float]) -> None:
+            loop["step"] += 1
+            if states.due(loop["step"]):
+                loop.update(epoch=epoch, batch=batch, totals=list(totals), elapsed=time.perf_counter() - start)
+                states.save(loop["step"], {"loop": loop})
+            maybe_kill_for_testing(loop["step"])
+
+        for epoch in range(loop["epoch"], args.epochs + 1):
+            resume_batch, resume_totals = (loop["batch"], tuple(loop["totals"])) if epoch == loop["epoch"] else (0, (0.0, 0.0))
+            loss, seconds = self.train_epoch(epoch, start_batch=resume_batch, totals=resume_totals,
+                                             on_step=lambda b, t, e=epoch: after_step(e, b, t))
             record: dict[str, Any] = {"epoch": epoch, "loss": round(loss, 6), "seconds": round(seconds, 4), "valid": None}
             epochs.append(record)
             if epoch % args.eval_every and epoch != args.epochs:
@@ -305,17 +359,22 @@ class CFTrainer:
                 logger.info("epoch %d: loss %.4f, valid hit@1 %.4f ndcg@10 %.4f%s", epoch, loss, valid["hit@1"],
                             valid["ndcg@10"], " (best)" if improved else "")
             if improved:
-                best = {"epoch": epoch, "valid": record["valid"], "score": valid[args.select_metric]}
-                bad_evals = 0
+                best = loop["best"] = {"epoch": epoch, "valid": record["valid"], "score": valid[args.select_metric]}
+                loop["bad_evals"] = 0
                 self._save(self._log(epochs, "running", best, time.perf_counter() - start))
             else:
-                bad_evals += 1
-                if args.patience and bad_evals >= args.patience:
+                loop["bad_evals"] += 1
+                if args.patience and loop["bad_evals"] >= args.patience:
                     stopped_early = True
                     break
             acc.wait_for_everyone()
         log = self._log(epochs, "finished", best, time.perf_counter() - start)
         log["stopped_early"] = stopped_early
+        log["steps"] = loop["step"]
+        log["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+        log["mixed_precision"] = acc.mixed_precision
+        if args.resume_from:
+            log["resumed_from"] = str(args.resume_from)
         if acc.is_main_process:
             # The weights on disk already are the best ones; only the log changes (atomic file write).
             atomic_write_json(out / "training_log.json", log)

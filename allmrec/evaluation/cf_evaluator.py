@@ -110,7 +110,13 @@ def evaluate_cf_model(
     check_rows(all_rows, str(dataset.path), split)
     rows = subset_rows(all_rows, max_users, subset_seed)
     start = time.perf_counter()
-    scores, full_ranks = score_rows(model, rows, batch_size=batch_size, full_ranking=full_ranking, progress=progress)
+    from ..training.distributed import is_main_process, shard_and_gather
+
+    # users sharded over processes under `accelerate launch` (whole batches each), gathered back in order
+    scores, full_ranks = shard_and_gather(
+        lambda part: score_rows(model, part, batch_size=batch_size, full_ranking=full_ranking,
+                                progress=progress and is_main_process()),
+        rows, align=batch_size)
     timings["scoring"] = round(time.perf_counter() - start, 3)
     ranks = ranks_from_scores(scores, rows["target_index"])
     per_user = per_user_rank_metrics(ranks)
@@ -146,7 +152,9 @@ def evaluate_cf_checkpoint(args) -> dict[str, Any]:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     dataset = PreparedDataset.load(args.data)
-    model = load_cf_model(args.model)
+    from ..training.accelerator import process_device
+
+    model = load_cf_model(args.model).to(process_device())
     num_items = int(model.config.num_items)
     if num_items != dataset.num_items:
         raise DataError(

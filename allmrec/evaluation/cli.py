@@ -132,6 +132,10 @@ def run_evaluate(args) -> int:
     else:  # tallrec adapters and llm:NAME (LLM-Only)
         evaluate = _external_evaluator("allmrec.baselines.evaluate")
     results = evaluate(args)
+    from ..training.distributed import is_main_process
+
+    if not is_main_process():  # every process scored a slice and holds the gathered results; one writes
+        return 0
     if results is None:  # an evaluator that wrote --out itself
         if not Path(args.out).is_file():
             raise AllmrecError(f"the {kind} evaluator returned no results and wrote nothing to {args.out}")

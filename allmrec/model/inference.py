@@ -201,14 +201,23 @@ def evaluate_model(
     model.eval()
     start = time.perf_counter()
     extras: dict[str, Any] = {}
+    # Under `accelerate launch`, each process scores whole batches of a contiguous slice of the users and the
+    # slices are gathered back in order: the same numbers as one process (allmrec.training.distributed).
+    from ..training.distributed import is_main_process, shard_and_gather
+
+    progress = progress and is_main_process()
+    align = _llm_batch_size(batch_size, mode)
     try:
         if mode == "rank":
-            scores = rank_scores(model, rows, titles, batch_size, item_embedding, progress)
+            scores = shard_and_gather(
+                lambda part: rank_scores(model, part, titles, batch_size, item_embedding, progress), rows, align)
             per_user = per_user_rank_metrics(ranks_from_scores(scores, rows["target_index"]))
             extras["rank_normalization"] = model.config.rank_normalization
         else:
             stop = model.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
-            outputs = generate_outputs(model, rows, titles, batch_size, item_embedding, progress, stop_at_answer=stop)
+            outputs = shard_and_gather(
+                lambda part: generate_outputs(model, part, titles, batch_size, item_embedding, progress, stop_at_answer=stop),
+                rows, align)
             per_user = generation_metrics(outputs, rows, titles)
             extras["examples"] = [
                 {"user_id": int(rows["user_id"][i]), "target": titles[int(rows["target"][i])], "output": outputs[i]}
@@ -249,9 +258,10 @@ def evaluate_model(
 
 
 def default_device() -> str:
-    import torch
+    """``cuda:<local rank>`` under a multi-GPU launch, ``cuda`` on one GPU, else ``cpu``."""
+    from ..training.accelerator import process_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return process_device()
 
 
 def load_for_inference(path: str | Path, llm: str | None = None, device: str | None = None, llm_dtype: str = "auto", **overrides):

@@ -55,7 +55,21 @@ def build_accelerator(mixed_precision: str = "auto", find_unused_parameters: boo
     if state and str(state.get("_mixed_precision", precision)) != precision:
         AcceleratorState._reset_state(reset_partial_state=False)
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
-    return Accelerator(mixed_precision=precision, kwargs_handlers=handlers)
+    # cpu=True without CUDA: accelerate only recognises a CPU multi-process launch (gloo) when told so.
+    return Accelerator(mixed_precision=precision, kwargs_handlers=handlers, cpu=not _cuda())
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def partial_state():
+    """accelerate's process-group singleton (initialised from the launcher's environment, gloo on CPU)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not _cuda())
 
 
 def process_device() -> str:
@@ -64,9 +78,7 @@ def process_device() -> str:
 
     if not torch.cuda.is_available():
         return "cpu"
-    from accelerate import PartialState
-
-    return str(PartialState().device)
+    return str(partial_state().device)
 
 
-__all__ = ["MIXED_PRECISION_CHOICES", "resolve_mixed_precision", "build_accelerator", "process_device"]
+__all__ = ["MIXED_PRECISION_CHOICES", "resolve_mixed_precision", "build_accelerator", "process_device", "partial_state"]

@@ -22,41 +22,56 @@ def take_rows(rows: Mapping[str, Any], idx: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def process_slice(n: int, index: int, count: int) -> np.ndarray:
-    """Row indices of process ``index`` of ``count``: contiguous, sizes differ by at most one."""
-    bounds = np.linspace(0, n, count + 1).round().astype(int)
-    return np.arange(bounds[index], bounds[index + 1])
+def process_slice(n: int, index: int, count: int, align: int = 1) -> np.ndarray:
+    """Row indices of process ``index`` of ``count``: contiguous, made of whole blocks of ``align`` rows.
+
+    With ``align`` = the scoring batch size every batch a process forms is a batch the single process
+    forms too (same users, same padding), so scores are bit-identical, not merely close.
+    """
+    blocks = -(-n // align)
+    bounds = np.linspace(0, blocks, count + 1).round().astype(int) * align
+    return np.arange(min(bounds[index], n), min(bounds[index + 1], n))
 
 
-def shard_and_gather(fn: Callable[[dict], Any], rows: Mapping[str, Any]):
+def shard_and_gather(fn: Callable[[dict], Any], rows: Mapping[str, Any], align: int = 1):
     """``fn(rows)`` computed in slices across processes; returns what one process would have returned.
 
-    ``fn`` must return a NumPy array (rows first) or a list with one entry per row.
+    ``fn`` must return a NumPy array (rows first), a list with one entry per row, or a tuple of those (or
+    None); ``align`` is the batch size ``fn`` uses (see :func:`process_slice`).
     """
-    from accelerate import PartialState
+    from .accelerator import partial_state
 
-    state = PartialState()
+    state = partial_state()
     if state.num_processes == 1:
         return fn(dict(rows))
     n = len(rows["user_id"])
-    part = fn(take_rows(rows, process_slice(n, state.process_index, state.num_processes)))
+    part = fn(take_rows(rows, process_slice(n, state.process_index, state.num_processes, align)))
     from accelerate.utils import gather_object
 
     parts = gather_object([part])  # one entry per process, rank order
-    if isinstance(part, np.ndarray):
-        parts = [np.asarray(p) for p in parts if len(p)]  # a process with no rows may return a (0,) array
-        merged = np.concatenate(parts) if parts else part
-    else:
-        merged = [x for p in parts for x in p]
-    if len(merged) != n:
-        raise RuntimeError(f"distributed evaluation gathered {len(merged)} rows for {n} users")
+    merged = _merge(parts)
+    first = merged[0] if isinstance(merged, tuple) else merged
+    if len(first) != n:
+        raise RuntimeError(f"distributed evaluation gathered {len(first)} rows for {n} users")
     return merged
 
 
-def is_main_process() -> bool:
-    from accelerate import PartialState
+def _merge(parts: list):
+    """Concatenate per-process results: arrays (rows first), lists, tuples of those, or None."""
+    if isinstance(parts[0], tuple):
+        return tuple(_merge([p[i] for p in parts]) for i in range(len(parts[0])))
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], np.ndarray):
+        arrays = [np.asarray(p) for p in parts if len(p)]  # a process with no rows may return a (0,) array
+        return np.concatenate(arrays) if arrays else parts[0]
+    return [x for p in parts for x in p]
 
-    return PartialState().is_main_process
+
+def is_main_process() -> bool:
+    from .accelerator import partial_state
+
+    return partial_state().is_main_process
 
 
 __all__ = ["shard_and_gather", "take_rows", "process_slice", "is_main_process"]
