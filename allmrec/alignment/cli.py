@@ -82,10 +82,14 @@ def register_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, negatives, dropout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--no-progress", action="store_true", help="disable progress bars")
+    from ..training.checkpointing import add_scaling_options
+
+    add_scaling_options(p)
     p.set_defaults(func=run_train)
 
 
 def args_to_training_arguments(args):
+    from ..training.checkpointing import scaling_kwargs
     from .training import Stage1TrainingArguments
 
     train_layers = 0 if args.freeze_sbert else args.sbert_train_layers
@@ -118,6 +122,7 @@ def args_to_training_arguments(args):
         max_steps_per_epoch=args.max_steps_per_epoch,
         overwrite=args.overwrite,
         show_progress=not args.no_progress,
+        **scaling_kwargs(args),
     )
 
 

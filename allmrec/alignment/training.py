@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AllmrecError
+from ..training.accelerator import build_accelerator
+from ..training.checkpointing import ScalingArguments
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
 from .configuration_stage1 import PAPER_ALPHA, Stage1Config, paper_beta
@@ -41,7 +43,7 @@ TRAINING_LOG_FILE = "training_log.json"
 
 
 @dataclass
-class Stage1TrainingArguments:
+class Stage1TrainingArguments(ScalingArguments):
     data: str = field(metadata={"help": "prepared dataset directory (`allmrec data prepare`)"})
     cf: str = field(metadata={"help": "frozen CF checkpoint directory (`allmrec train cf`)"})
     out: str = field(metadata={"help": "output directory for the stage-1 checkpoint (written atomically)"})
@@ -99,35 +101,12 @@ class Stage1TrainingArguments:
             raise AllmrecError(f"--mixed-precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch <= 0:
             raise AllmrecError(f"--max-steps-per-epoch must be positive, got {self.max_steps_per_epoch}")
+        self.validate_scaling()
 
 
-def _resolve_mixed_precision(choice: str) -> str:
-    import torch
-
-    if choice != "auto":
-        return choice
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "no"
-
-
-def _make_accelerator(mixed_precision: str):
-    """An ``Accelerator`` for this run. accelerate keeps one process-wide ``AcceleratorState`` and refuses a
-    second Accelerator with another precision ("already been initialized"), which breaks running two
-    commands in one Python process (tests, notebooks, CF training then stage 1). The precision-specific
-    part of the state is dropped in that case; the process group (``PartialState``) is kept."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    state = AcceleratorState._shared_state
-    if state and str(state.get("_mixed_precision", mixed_precision)) != mixed_precision:
-        AcceleratorState._reset_state(reset_partial_state=False)
-    # Unused parameters are normal here (BERT's pooler, a decoder whose loss is ablated).
-    return Accelerator(
-        mixed_precision=mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
+def _rows_of(batch, sl: slice):
+    """Rows ``sl`` of a :class:`~allmrec.alignment.samples.Stage1Batch` (a gradient-accumulation micro-batch)."""
+    return type(batch)(batch.user_ids[sl], batch.item_seq[sl], batch.pos_items[sl], batch.neg_items[sl])
 
 
 class _Stage1Step:
@@ -248,7 +227,7 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
 
     timer = StageTimer()
     out_dir = Path(args.out)
-    if out_dir.exists() and not args.overwrite:
+    if out_dir.exists() and not args.overwrite and not args.resume_from:
         raise AllmrecError(f"output directory {out_dir} already exists; pass --overwrite to replace it")
     work_dir = out_dir.parent / f".{out_dir.name}.work"
 
@@ -256,7 +235,8 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
         set_seed(args.seed)
         dataset = PreparedDataset.load(args.data)
         cf_model = load_cf_model(args.cf)
-        accelerator = _make_accelerator(_resolve_mixed_precision(args.mixed_precision))
+        # Unused parameters are normal here (BERT's pooler, a decoder whose loss is ablated).
+        accelerator = build_accelerator(args.mixed_precision, find_unused_parameters=True)
         device = accelerator.device
         cf_model.to(device).eval().requires_grad_(False)
         maxlen = int(getattr(cf_model.config, "maxlen", 0) or dataset.manifest.get("options", {}).get("maxlen", 50))
@@ -342,32 +322,59 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
         "best_epoch": None,
     }
 
-    best, since_best = float("inf"), 0
+    from ..training.accumulation import accumulate_backward
+    from ..training.checkpointing import TrainingStateManager, maybe_kill_for_testing
+
     steps_per_epoch = sampler.num_batches(accelerator.num_processes)
     if args.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, args.max_steps_per_epoch)
-    train_start = time.perf_counter()
+    # Loop position + bookkeeping: what a resumed run needs besides weights / optimiser / RNGs.
+    loop = {"epoch": 1, "batch": 0, "sums": {}, "rows": 0, "step": 0, "best": float("inf"), "since_best": 0,
+            "train_seconds": 0.0}
+    states = TrainingStateManager(accelerator, out_dir, dataclasses.asdict(args), args.save_state_every, args.save_state_limit)
+    if args.resume_from:
+        saved = states.load(args.resume_from)
+        loop, log = saved["loop"], saved["log"]
+        log["resumed_from"] = {"state": str(args.resume_from), "step": loop["step"]}
+    log["gradient_accumulation_steps"] = args.gradient_accumulation_steps
+    train_start = time.perf_counter() - loop["train_seconds"]
     wrapped.train()
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(loop["epoch"], args.epochs + 1):
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        rows = 0
+        first = loop["batch"] if epoch == loop["epoch"] else 0
+        sums: dict[str, float] = dict(loop["sums"]) if first else {}
+        rows = loop["rows"] if first else 0
         bar = tqdm(
-            total=steps_per_epoch, desc=f"stage1 epoch {epoch}/{args.epochs}",
+            total=steps_per_epoch, initial=first, desc=f"stage1 epoch {epoch}/{args.epochs}",
             disable=not (args.show_progress and accelerator.is_local_main_process), leave=False,
         )
-        for i, batch in enumerate(sampler.epoch(epoch, accelerator.process_index, accelerator.num_processes)):
+        i = first - 1
+        # The sampler is a seeded generator: skipping = drawing and dropping the first batches, so the
+        # negative-sampling stream continues exactly where the interrupted run stopped.
+        batches = sampler.epoch(epoch, accelerator.process_index, accelerator.num_processes)
+        for i, batch in enumerate(batches):
             if i >= steps_per_epoch:
                 break
-            out = wrapped(**step(batch, reproduce_dropout_bug=config.cf_dropout_bug))
-            accelerator.backward(out.loss)
+            if i < first:
+                continue
+            outs = accumulate_backward(
+                accelerator, wrapped, len(batch), args.gradient_accumulation_steps,
+                lambda sl: wrapped(**step(_rows_of(batch, sl), reproduce_dropout_bug=config.cf_dropout_bug)),
+            )
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            for k, v in _term_values(out).items():
-                sums[k] = sums.get(k, 0.0) + v * len(batch)
+            for out, n in outs:
+                for k, v in _term_values(out).items():
+                    sums[k] = sums.get(k, 0.0) + v * n
             rows += len(batch)
+            loop["step"] += 1
             bar.update(1)
             bar.set_postfix({k: f"{v / rows:.4f}" for k, v in sums.items()}, refresh=False)
+            if states.due(loop["step"]):
+                loop.update(epoch=epoch, batch=i + 1, sums=sums, rows=rows,
+                            train_seconds=time.perf_counter() - train_start)
+                states.save(loop["step"], {"loop": loop, "log": log})
+            maybe_kill_for_testing(loop["step"])
         bar.close()
         train_means = {k: v / max(rows, 1) for k, v in sums.items()}
         train_seconds = time.perf_counter() - t0
@@ -392,15 +399,15 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
             signal = -valid_metrics.get("mrr", 0.0)
         else:
             signal = valid_metrics["loss"]
-        improved = signal < best
+        improved = signal < loop["best"]
         if improved:
-            best, since_best = signal, 0
+            loop["best"], loop["since_best"] = signal, 0
             log["best_epoch"] = epoch
             if accelerator.is_main_process:
                 with atomic_directory(work_dir / "best", overwrite=True) as tmp:
                     unwrapped.save_pretrained(tmp)
         else:
-            since_best += 1
+            loop["since_best"] += 1
         if accelerator.is_main_process:
             atomic_write_json(work_dir / TRAINING_LOG_FILE, log)
         logger.info(
@@ -409,9 +416,9 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
             " ".join(f"{k}={v:.4f}" for k, v in valid_metrics.items() if k != "n_items"),
             " *" if improved else "", record["seconds"],
         )
-        if stop_metric and args.patience and since_best >= args.patience:
+        if stop_metric and args.patience and loop["since_best"] >= args.patience:
             log["early_stopping"]["stopped_early"] = True
-            logger.info("early stopping: valid %s has not improved for %d epochs", stop_metric, since_best)
+            logger.info("early stopping: valid %s has not improved for %d epochs", stop_metric, loop["since_best"])
             break
     timer.seconds["train"] = round(time.perf_counter() - train_start, 3)
 

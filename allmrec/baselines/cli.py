@@ -9,6 +9,8 @@ evaluated with ``allmrec evaluate --model llm:NAME``.
 
 from __future__ import annotations
 
+from ..training.checkpointing import cli_fields
+
 import argparse
 from dataclasses import MISSING, fields
 
@@ -52,7 +54,7 @@ _ALIASES = {"valid_users": ["--eval-users"]}
 
 def _add_dataclass_options(p, cls, required=(), skip=(), choices=None) -> None:
     choices = dict(_COMMON_CHOICES, **(choices or {}))
-    for f in fields(cls):
+    for f in cli_fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")

@@ -23,7 +23,8 @@ identity directory is temporary, ``stage1_path`` is cleared after training.
 from __future__ import annotations
 
 import json
-import tempfile
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,7 +58,11 @@ def write_identity_alignment(cf_model_path: str | Path, directory: str | Path) -
     directory.mkdir(parents=True, exist_ok=True)
     cf = load_cf_model(cf_model_path)
     table = raw_item_embeddings(cf)
-    save_file({"joint": table, "text": table.clone()}, str(directory / "item_embeddings.safetensors"))
+    # Several processes of one launch write the same bytes here: each writes its own temporary file and
+    # renames it (atomic), so no reader ever sees a half-written table.
+    tmp = directory / f".item_embeddings.{os.getpid()}.tmp"
+    save_file({"joint": table, "text": table.clone()}, str(tmp))
+    os.replace(tmp, directory / "item_embeddings.safetensors")
     atomic_write_json(directory / "config.json", {
         "model_type": ALIGNMENT_MODEL_TYPE,
         "cf_model_path": str(cf_model_path),
@@ -78,9 +83,13 @@ def train_mlpllm(args) -> dict:
     if args.item_embedding != "cf":
         raise AllmrecError("MLP-LLM has only the CF item embeddings: --item-embedding must be cf")
     out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix=".mlpllm-identity-", dir=out.parent if out.parent.is_dir() else None) as tmp:
-        identity = write_identity_alignment(args.cf_model, Path(tmp) / "identity")
-        log = train_stage2(replace(args, stage1=str(identity)))
+    # A fixed path (not a random temporary one): a resumed run must present the same arguments.
+    identity = write_identity_alignment(args.cf_model, out.parent / f".{out.name}.mlpllm-identity")
+    log = train_stage2(replace(args, stage1=str(identity)))
+    from ..training.distributed import is_main_process
+
+    if is_main_process():  # train_stage2 ends with every process past its last read of the tables
+        shutil.rmtree(identity, ignore_errors=True)
     _record_provenance(out, args.cf_model, TRAINING_LOG)
     log["args"]["stage1"] = None
     log["baseline"] = "mlp-llm"

@@ -7,6 +7,8 @@ inside the handler.
 
 from __future__ import annotations
 
+from ..training.checkpointing import cli_fields
+
 import argparse
 import dataclasses
 
@@ -42,7 +44,7 @@ def register_train(sub) -> None:
         epilog=_EPILOG,
         formatter_class=_Formatter,
     )
-    for f in dataclasses.fields(CFTrainingArguments):
+    for f in cli_fields(CFTrainingArguments):
         flag = "--" + f.name.replace("_", "-")
         help_ = f.metadata.get("help", "")
         if f.name == "progress":

@@ -6,8 +6,10 @@ source of truth for names, defaults and help). torch/transformers are imported i
 
 from __future__ import annotations
 
+from ..training.checkpointing import cli_fields
+
 import argparse
-from dataclasses import MISSING, fields
+from dataclasses import MISSING
 
 _TRAIN_DESCRIPTION = """\
 Stage 2 of A-LLMRec (paper §4.2): train the projectors F_U (CF user representation -> LLM token) and
@@ -40,7 +42,7 @@ def register_train(sub) -> None:
         description=_TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for f in fields(Stage2TrainingArguments):
+    for f in cli_fields(Stage2TrainingArguments):
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
         if f.name == "progress":

@@ -65,6 +65,34 @@ class ScalingArguments:
             resolve_state_dir(self.resume_from)  # fail before minutes of model loading
 
 
+def cli_fields(cls) -> list:
+    """A training dataclass's fields in ``--help`` order: the command's own options, then the shared
+    scaling options (dataclass inheritance lists base-class fields first)."""
+    from dataclasses import fields
+
+    shared = {f.name for f in fields(ScalingArguments)}
+    all_fields = fields(cls)
+    return [f for f in all_fields if f.name not in shared] + [f for f in all_fields if f.name in shared]
+
+
+def add_scaling_options(parser) -> None:
+    """Add the :class:`ScalingArguments` options to a hand-written argparse parser (help from the fields)."""
+    from dataclasses import MISSING, fields
+
+    for f in fields(ScalingArguments):
+        kind = int if "int" in str(f.type) else str
+        default = None if f.default is MISSING else f.default
+        help_text = f.metadata["help"] + (f" (default: {default})" if default is not None else "")
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default, help=help_text)
+
+
+def scaling_kwargs(namespace) -> dict[str, Any]:
+    """The :class:`ScalingArguments` values of a parsed namespace."""
+    from dataclasses import fields
+
+    return {f.name: getattr(namespace, f.name) for f in fields(ScalingArguments)}
+
+
 def default_state_dir(out: str | Path) -> Path:
     out = Path(out)
     return out.parent / f"{out.name}-state"
@@ -189,6 +217,9 @@ class TrainingStateManager:
 __all__ = [
     "ScalingArguments",
     "TrainingStateManager",
+    "cli_fields",
+    "add_scaling_options",
+    "scaling_kwargs",
     "default_state_dir",
     "resolve_state_dir",
     "maybe_kill_for_testing",
