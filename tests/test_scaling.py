@@ -205,3 +205,31 @@ def test_resume_refuses_changed_arguments(stage2_inputs, tmp_path):
                                  "--resume-from", str(tmp_path / "run-state")), expect_rc=2)
     assert "arguments differ from the interrupted run" in proc.stderr and "batch_size" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------- LLM loading
+def test_llm_loading_options():
+    from allmrec.model.llm_loading import llm_is_placed, llm_load_kwargs
+
+    assert llm_load_kwargs("bfloat16", "cpu") == {"dtype": torch.bfloat16}
+    assert llm_load_kwargs("auto", "cpu")["dtype"] == torch.float32
+    kw = llm_load_kwargs("auto", "cpu", device_map="auto")
+    assert kw["device_map"] == "auto" and llm_is_placed(kw) and not llm_is_placed(llm_load_kwargs())
+    for q in ("8bit", "4bit"):  # bitsandbytes needs CUDA: a one-line error, not a crash deep in transformers
+        with pytest.raises(AllmrecError, match="needs a CUDA GPU"):
+            llm_load_kwargs("auto", "cpu", quantization=q)
+    with pytest.raises(AllmrecError, match="--llm-quantization"):
+        llm_load_kwargs("auto", "cpu", quantization="3bit")
+
+
+def test_every_train_command_takes_the_scaling_options():
+    from allmrec.cli import build_parser
+
+    parser = build_parser()
+    for command in (["train", "cf"], ["train", "stage1"], ["train", "stage2"], ["train", "tallrec"], ["train", "mlpllm"]):
+        sub = parser._subparsers._group_actions[0].choices[command[0]]._subparsers._group_actions[0].choices[command[1]]
+        flags = {s for a in sub._actions for s in a.option_strings}
+        assert {"--gradient-accumulation-steps", "--save-state-every", "--save-state-limit", "--resume-from",
+                "--mixed-precision"} <= flags, command
+        if command[1] in ("stage2", "tallrec", "mlpllm"):
+            assert {"--llm-quantization", "--llm-device-map", "--llm-dtype", "--gradient-checkpointing"} <= flags

@@ -46,6 +46,7 @@ _COMMON_CHOICES = {
     "prompt_style": ("fig6", "paper", "official"),
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
+    "llm_quantization": ("none", "8bit", "4bit"),
     "domain": ("movie", "game", "item"),
 }
 # the stage-2 budget flag is --valid-users; --eval-users is accepted as an alias

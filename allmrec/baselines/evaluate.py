@@ -61,19 +61,21 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
     )
     device = getattr(args, "device", None)
     dtype = getattr(args, "llm_dtype", None) or "auto"
+    placement = {"quantization": getattr(args, "llm_quantization", None) or "none",
+                 "device_map": getattr(args, "llm_device_map", None)}
     if model_arg.startswith(LLM_PREFIX):
         name = model_arg[len(LLM_PREFIX):]
         if not name:
             raise AllmrecError("--model llm:NAME needs an LLM name after 'llm:' (e.g. llm:smollm2-135m-instruct)")
         return evaluate_llm_only(name, args.data, prompt_style=getattr(args, "prompt_style", None) or "fig6",
-                                 device=device, llm_dtype=dtype, **common)
+                                 device=device, llm_dtype=dtype, **placement, **common)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     dataset = PreparedDataset.load(args.data)
     timings["load_data"] = round(time.perf_counter() - start, 3)
     start = time.perf_counter()
     model = load_tallrec(model_arg, num_items=dataset.num_items, domain=dataset.domain, llm=getattr(args, "llm", None),
-                         device=device, dtype=dtype)
+                         device=device, dtype=dtype, **placement)
     timings["load_model"] = round(time.perf_counter() - start, 3)
     return evaluate_text_model(model, dataset, model_name=model_arg, timings=timings, **common)
 

@@ -29,6 +29,8 @@ def evaluate_llm_only(
     prompt_style: str = "fig6",
     device: str | None = None,
     llm_dtype: str = "auto",
+    quantization: str = "none",
+    device_map: str | None = None,
     stop_at_answer: bool | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -61,7 +63,8 @@ def evaluate_llm_only(
     timings["load_data"] = round(time.perf_counter() - start, 3)
     start = time.perf_counter()
     model = build_llm_only(llm_name, dataset.num_items, domain=dataset.domain, prompt_style=prompt_style,
-                           device=device, dtype=llm_dtype, llm=llm, tokenizer=tokenizer)
+                           device=device, dtype=llm_dtype, llm=llm, tokenizer=tokenizer,
+                           quantization=quantization, device_map=device_map)
     timings["load_model"] = round(time.perf_counter() - start, 3)
     results = evaluate_text_model(model, dataset, split=split, mode=mode, batch_size=batch_size, max_users=max_users,
                                   seed=seed, model_name=f"{LLM_PREFIX}{llm_name}", command=command, timings=timings,

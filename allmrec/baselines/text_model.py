@@ -228,26 +228,34 @@ class TextOnlyRecommender(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- build / load
 def llm_dtype(name: str, device: str):
-    from ..model.inference import resolve_llm_dtype
+    from ..model.llm_loading import resolve_llm_dtype
 
     return resolve_llm_dtype(name, device)
 
 
 def build_llm_only(llm_name: str, num_items: int, domain: str = "movie", prompt_style: str = "fig6",
-                   device: str | None = None, dtype: str = "auto", llm=None, tokenizer=None, **config) -> TextOnlyRecommender:
-    """The frozen LLM (``requires_grad`` off, eval mode) as a zero-shot text-only recommender."""
+                   device: str | None = None, dtype: str = "auto", llm=None, tokenizer=None,
+                   quantization: str = "none", device_map: str | None = None, **config) -> TextOnlyRecommender:
+    """The frozen LLM (``requires_grad`` off, eval mode) as a zero-shot text-only recommender.
+
+    ``dtype`` / ``quantization`` / ``device_map``: see :mod:`allmrec.model.llm_loading`."""
     from ..model.inference import default_device
+    from ..model.llm_loading import llm_is_placed, llm_load_kwargs
 
     device = device or default_device()
+    placed = False
     if llm is None:
-        llm, loaded_tok = load_llm(llm_name, dtype=llm_dtype(dtype, device))
+        kwargs = llm_load_kwargs(dtype, device, quantization, device_map)
+        llm, loaded_tok = load_llm(llm_name, **kwargs)
         tokenizer = tokenizer or loaded_tok
+        placed = llm_is_placed(kwargs)
     if tokenizer is None:
         raise AllmrecError("build_llm_only: pass the tokenizer together with llm=")
     llm.requires_grad_(False)
     cfg = TextOnlyConfig(model_type="llm-only", llm_name_or_path=llm_name, num_items=num_items, domain=domain,
                          prompt_style=prompt_style, **config)
-    return TextOnlyRecommender(llm, tokenizer, cfg).to(torch.device(device)).eval()
+    model = TextOnlyRecommender(llm, tokenizer, cfg)
+    return (model if placed else model.to(torch.device(device))).eval()
 
 
 def read_sidecar(path: str | Path) -> dict | None:
@@ -276,7 +284,7 @@ def _adapter_base_path(path: Path) -> str:
 
 def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | None = None, llm: str | None = None,
                  device: str | None = None, dtype: str = "auto", is_trainable: bool = False,
-                 merge_lora: bool = False) -> TextOnlyRecommender:
+                 merge_lora: bool = False, quantization: str = "none", device_map: str | None = None) -> TextOnlyRecommender:
     """Load a TALLRec adapter directory (or any causal-LM LoRA adapter) for inference.
 
     The base LLM is ``llm`` when given, else the short name recorded in the sidecar (resolved again on this
@@ -295,7 +303,10 @@ def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | N
     sidecar = read_sidecar(path) or {}
     base = llm or sidecar.get("llm") or _adapter_base_path(path)
     device = device or default_device()
-    base_llm, tokenizer = load_llm(base, dtype=llm_dtype(dtype, device))
+    from ..model.llm_loading import llm_is_placed, llm_load_kwargs
+
+    load_kwargs = llm_load_kwargs(dtype, device, quantization, device_map)
+    base_llm, tokenizer = load_llm(base, **load_kwargs)
     if (path / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
@@ -317,7 +328,8 @@ def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | N
         data["num_items"] = num_items
         data["domain"] = domain or "movie"
     cfg = TextOnlyConfig.from_dict(data, str(path / SIDECAR_FILE))
-    return TextOnlyRecommender(model, tokenizer, cfg).to(torch.device(device)).eval()
+    recommender = TextOnlyRecommender(model, tokenizer, cfg)
+    return (recommender if llm_is_placed(load_kwargs) else recommender.to(torch.device(device))).eval()
 
 
 def save_tallrec(model: TextOnlyRecommender, directory: str | Path, extra: dict | None = None) -> None:

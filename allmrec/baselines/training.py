@@ -66,6 +66,8 @@ class TallRecTrainingArguments(ScalingArguments):
     domain: str | None = field(default=None, metadata={"help": "prompt wording movie/game/item (default: the dataset's)"})
     prompt_style: str = field(default="fig6", metadata={"help": "fig6 (paper Fig. 6, used for TALLRec), paper or official"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the LLM's activations in backward (saves memory)"})
+    llm_quantization: str = field(default="none", metadata={"help": "load the base LLM in 8bit or 4bit with bitsandbytes (CUDA; QLoRA-style) or none"})
+    llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
     mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
     llm_dtype: str = field(default="auto", metadata={"help": "LLM weight dtype: auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice (sampling, LoRA init, subsets)"})
@@ -92,6 +94,8 @@ class TallRecTrainingArguments(ScalingArguments):
             bad("lora_dropout", "must be in [0, 1)")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             bad("mixed_precision", "choose auto, no, bf16 or fp16")
+        if self.llm_quantization not in ("none", "8bit", "4bit"):
+            bad("llm_quantization", "choose none, 8bit or 4bit")
         self.validate_scaling()
         if Path(self.out).exists() and not self.overwrite and not self.resume_from:
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
@@ -105,16 +109,20 @@ class TallRecTrainingArguments(ScalingArguments):
 
 def build_tallrec(args: TallRecTrainingArguments, dataset, device: str):
     """The base LLM with a fresh LoRA adapter (seeded) as a :class:`TextOnlyRecommender`."""
-    import torch
-
     from .. import __version__
     from ..assets import resolve_llm
+    from ..model.llm_loading import llm_is_placed, llm_load_kwargs, place_model
     from ..model.modeling_allmrec import load_llm
     from .lora import add_lora
-    from .text_model import TextOnlyConfig, TextOnlyRecommender, llm_dtype
+    from .text_model import TextOnlyConfig, TextOnlyRecommender
 
-    llm, tokenizer = load_llm(args.llm, dtype=llm_dtype(args.llm_dtype, device))
+    load_kwargs = llm_load_kwargs(args.llm_dtype, device, args.llm_quantization, args.llm_device_map)
+    llm, tokenizer = load_llm(args.llm, **load_kwargs)
     llm.requires_grad_(False)
+    if args.llm_quantization != "none":  # QLoRA recipe: fp32 norms / head, input grads for checkpointing
+        from peft import prepare_model_for_kbit_training
+
+        llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=args.gradient_checkpointing)
     set_seed(args.seed)  # LoRA's A matrices are random: same seed, same adapter
     peft_model = add_lora(llm, args.lora_settings(), base_model_name_or_path=resolve_llm(args.llm))
     config = TextOnlyConfig(
@@ -125,7 +133,7 @@ def build_tallrec(args: TallRecTrainingArguments, dataset, device: str):
     model = TextOnlyRecommender(peft_model, tokenizer, config, item_titles=dataset.titles)
     if args.gradient_checkpointing:
         model.enable_llm_gradient_checkpointing()
-    return model.to(torch.device(device))
+    return place_model(model, device, model.llm if llm_is_placed(load_kwargs) else None)
 
 
 def _save(model, out: Path, log: dict, lora: dict) -> None:
@@ -145,7 +153,7 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     import torch
 
     from ..data.dataset import PreparedDataset
-    from ..model.training import Stage2Samples, collate, validation_hit1
+    from ..model.training import Stage2Samples, collate, prepare_placed, validation_hit1
     from ..training.accelerator import build_accelerator
 
     args.validate()
@@ -169,7 +177,7 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
     warmup = args.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model, optimizer, scheduler = prepare_placed(accelerator, args, model, optimizer, scheduler)
     log: dict[str, Any] = {
         "model_type": "tallrec",
         "args": asdict(args),

@@ -58,6 +58,12 @@ def register(sub) -> None:
     p.add_argument("--llm-dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="LLM models: weight dtype of the frozen LLM: auto (bf16 on a GPU, fp32 on CPU), float32, "
                         "bfloat16 (fast on CPUs with AMX/AVX512-BF16), float16 (default: auto)")
+    p.add_argument("--llm-quantization", choices=["none", "8bit", "4bit"], default="none",
+                   help="LLM models: load the frozen LLM in 8-bit or 4-bit with bitsandbytes (CUDA only; "
+                        "pip install 'allmrec[quantization]'; the paper ran OPT-6.7B in 8-bit) (default: none)")
+    p.add_argument("--llm-device-map", default=None,
+                   help="LLM models: device_map for the LLM, e.g. auto to spread a model too big for one GPU over "
+                        "all visible GPUs (one process) (default: this process's device)")
     p.set_defaults(func=run_evaluate)
 
 
@@ -109,6 +115,10 @@ def evaluate_command(args) -> str:
         parts.append("--stop-at-answer")
     if getattr(args, "llm_dtype", "auto") not in (None, "auto"):
         parts += ["--llm-dtype", args.llm_dtype]
+    if getattr(args, "llm_quantization", "none") not in (None, "none"):
+        parts += ["--llm-quantization", args.llm_quantization]
+    if getattr(args, "llm_device_map", None):
+        parts += ["--llm-device-map", args.llm_device_map]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -29,6 +29,7 @@ _CHOICES = {
     "item_embedding": ("cf", "text", "auto"),
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
+    "llm_quantization": ("none", "8bit", "4bit"),
     "domain": ("movie", "game", "item"),
 }
 

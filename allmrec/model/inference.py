@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import AllmrecError, DataError
 from ..evaluation.subsets import subset_rows  # the same users as every other model's evaluation
 from ..utils.logging import get_logger
+from .llm_loading import llm_is_placed, llm_load_kwargs, place_model, resolve_llm_dtype
 from .matching import lenient_hit, match_candidate
 
 logger = get_logger(__name__)
@@ -264,33 +265,21 @@ def default_device() -> str:
     return process_device()
 
 
-def load_for_inference(path: str | Path, llm: str | None = None, device: str | None = None, llm_dtype: str = "auto", **overrides):
-    """Load a stage-2 checkpoint (and its LLM) for inference on ``device`` (default: cuda if available)."""
-    import torch
+def load_for_inference(path: str | Path, llm: str | None = None, device: str | None = None, llm_dtype: str = "auto",
+                       quantization: str = "none", device_map: str | None = None, **overrides):
+    """Load a stage-2 checkpoint (and its LLM) for inference on ``device`` (default: this process's GPU if any).
 
+    ``llm_dtype`` / ``quantization`` (none, 8bit, 4bit) / ``device_map``: see :mod:`allmrec.model.llm_loading`.
+    """
     from .modeling_allmrec import ALLMRecForRecommendation
 
     device = device or default_device()
-    dtype = resolve_llm_dtype(llm_dtype, device)
+    kwargs = llm_load_kwargs(llm_dtype, device, quantization, device_map)
     if llm:
         overrides["llm_name_or_path"] = llm
-    model = ALLMRecForRecommendation.from_pretrained(str(path), llm_kwargs={"dtype": dtype}, **overrides)
-    model.to(torch.device(device))
+    model = ALLMRecForRecommendation.from_pretrained(str(path), llm_kwargs=kwargs, **overrides)
+    place_model(model, device, model.llm if llm_is_placed(kwargs) else None)
     return model.eval()
-
-
-def resolve_llm_dtype(name: str, device: str):
-    """``auto`` → bfloat16 on a GPU that supports it (fp16 otherwise), float32 on CPU."""
-    import torch
-
-    if name == "auto":
-        if str(device).startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if name not in table:
-        raise AllmrecError(f"--llm-dtype must be auto, float32, bfloat16 or float16, got {name!r}")
-    return table[name]
 
 
 def evaluate_checkpoint(args) -> dict[str, Any]:
@@ -311,6 +300,8 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
     model = load_for_inference(
         args.model, llm=getattr(args, "llm", None), device=getattr(args, "device", None),
         llm_dtype=getattr(args, "llm_dtype", "auto") or "auto",
+        quantization=getattr(args, "llm_quantization", "none") or "none",
+        device_map=getattr(args, "llm_device_map", None),
     )
     timings["load_model"] = round(time.perf_counter() - start, 3)
     return evaluate_model(

@@ -58,6 +58,8 @@ class Stage2TrainingArguments(ScalingArguments):
     prompt_style: str = field(default="paper", metadata={"help": "paper (Fig. 3), official (authors' code string) or fig6"})
     item_embedding: str = field(default="cf", metadata={"help": "F_I input: cf (e_i, paper), text (q_i) or auto (q_i for items unseen in training)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen LLM's activations in backward (saves memory)"})
+    llm_quantization: str = field(default="none", metadata={"help": "load the frozen LLM in 8bit or 4bit with bitsandbytes (CUDA; the paper: 8-bit OPT-6.7B) or none"})
+    llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
     mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
     llm_dtype: str = field(default="auto", metadata={"help": "LLM weight dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice (sampling, init, subsets)"})
@@ -81,6 +83,8 @@ class Stage2TrainingArguments(ScalingArguments):
             bad("lr", "lr must be > 0 and betas in [0, 1)")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             bad("mixed_precision", "choose auto, no, bf16 or fp16")
+        if self.llm_quantization not in ("none", "8bit", "4bit"):
+            bad("llm_quantization", "choose none, 8bit or 4bit")
         self.validate_scaling()
         if Path(self.out).exists() and not self.overwrite and not self.resume_from:
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
@@ -160,7 +164,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
     """Load LLM, CF model and stage-1 tables; return a fresh :class:`ALLMRecForRecommendation`."""
     from .. import __version__
     from ..cf import load_cf_model
-    from .inference import resolve_llm_dtype
+    from .llm_loading import llm_load_kwargs
     from .modeling_allmrec import ALLMRecForRecommendation, load_llm
 
     s1_cfg, tables = read_stage1(args.stage1)
@@ -173,7 +177,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
             f"item counts differ: dataset {dataset.num_items}, CF model {cf.config.num_items}, stage-1 tables "
             f"{tables['joint'].shape[0] - 1}; use the stage-1 / CF outputs trained on {args.data}"
         )
-    llm, tokenizer = load_llm(args.llm, dtype=resolve_llm_dtype(args.llm_dtype, device))
+    llm, tokenizer = load_llm(args.llm, **llm_load_kwargs(args.llm_dtype, device, args.llm_quantization, args.llm_device_map))
     model = ALLMRecForRecommendation.from_components(
         llm, tokenizer, cf,
         item_joint=tables["joint"], item_text=tables["text"], item_train_count=dataset.item_popularity,
@@ -227,6 +231,20 @@ def _save(model, out: Path, log: dict) -> None:
         atomic_write_json(tmp / TRAINING_LOG, log)
 
 
+def prepare_placed(accelerator, args, model, optimizer, *others):
+    """``accelerator.prepare`` that leaves a quantised / device-mapped LLM where ``from_pretrained`` put it."""
+    from .llm_loading import place_model
+
+    placed = args.llm_quantization != "none" or bool(args.llm_device_map)
+    if not placed:
+        return accelerator.prepare(model, optimizer, *others)
+    if args.llm_device_map == "auto" and accelerator.num_processes > 1:
+        raise AllmrecError("--llm-device-map auto spreads one LLM over all GPUs: run one process (no accelerate launch "
+                           "--num_processes N), or use FSDP/DeepSpeed to shard across processes")
+    place_model(model, accelerator.device, model.llm)
+    return accelerator.prepare(model, optimizer, *others, device_placement=[False] + [None] * (1 + len(others)))
+
+
 # ---------------------------------------------------------------------------------------------- train
 def train_stage2(args: Stage2TrainingArguments) -> dict:
     """Train F_U / F_I; write the best checkpoint to ``args.out``; return the training log.
@@ -256,7 +274,7 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         accelerator.num_processes, accelerator.mixed_precision,
     )
     optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.beta1, args.beta2))
-    model, optimizer = accelerator.prepare(model, optimizer)
+    model, optimizer = prepare_placed(accelerator, args, model, optimizer)
     log: dict[str, Any] = {
         "args": asdict(args),
         "training_users": len(samples),
