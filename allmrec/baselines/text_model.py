@@ -332,15 +332,20 @@ def load_tallrec(path: str | Path, num_items: int | None = None, domain: str | N
     return (recommender if llm_is_placed(load_kwargs) else recommender.to(torch.device(device))).eval()
 
 
-def save_tallrec(model: TextOnlyRecommender, directory: str | Path, extra: dict | None = None) -> None:
-    """Write adapter + tokenizer + sidecar into ``directory`` (the caller makes it atomic)."""
+def save_tallrec(model: TextOnlyRecommender, directory: str | Path, extra: dict | None = None, state_dict=None) -> None:
+    """Write adapter + tokenizer + sidecar into ``directory`` (the caller makes it atomic).
+
+    ``state_dict``: the recommender's full state gathered under FSDP / DeepSpeed (keys ``model.…``); PEFT picks
+    the adapter weights out of it."""
     from .. import __version__
 
     if not model.is_peft:
         raise AllmrecError("save_tallrec needs a LoRA (PEFT) model")
     directory = Path(directory)
     model.config.allmrec_version = __version__
-    model.model.save_pretrained(str(directory))
+    if state_dict is not None:
+        state_dict = {k[len("model."):]: v for k, v in state_dict.items() if k.startswith("model.")}
+    model.model.save_pretrained(str(directory), state_dict=state_dict)
     model.tokenizer.save_pretrained(str(directory))
     from ..utils.io import atomic_write_json
 

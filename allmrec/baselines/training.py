@@ -136,11 +136,11 @@ def build_tallrec(args: TallRecTrainingArguments, dataset, device: str):
     return place_model(model, device, model.llm if llm_is_placed(load_kwargs) else None)
 
 
-def _save(model, out: Path, log: dict, lora: dict) -> None:
+def _save(model, out: Path, log: dict, lora: dict, state_dict=None) -> None:
     from .text_model import save_tallrec
 
     with atomic_directory(out, overwrite=True) as tmp:
-        save_tallrec(model, tmp, extra={"lora": lora})
+        save_tallrec(model, tmp, extra={"lora": lora}, state_dict=state_dict)
         atomic_write_json(tmp / TRAINING_LOG, log)
 
 
@@ -195,7 +195,7 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     hooks = PromptLoopHooks(
         name="TALLRec",
         collate=text_only_batch,
-        save_checkpoint=lambda core, out, final: _save(core, out, final, lora),
+        save_checkpoint=lambda core, out, final, state: _save(core, out, final, lora, state),
         validate=lambda core: validation_hit1(core, dataset, args.valid_users, args.seed, args.progress),
     )
     return run_prompt_training(args, accelerator, model, optimizer, samples, log, timer, hooks, scheduler=scheduler)

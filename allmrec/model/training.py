@@ -225,9 +225,9 @@ def validation_hit1(model, dataset, users: int, seed: int, progress: bool) -> tu
     return float((ranks < 1).mean()), len(ranks)
 
 
-def _save(model, out: Path, log: dict) -> None:
+def _save(model, out: Path, log: dict, state_dict=None) -> None:
     with atomic_directory(out, overwrite=True) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)  # LLM tensors are dropped by save_pretrained
         atomic_write_json(tmp / TRAINING_LOG, log)
 
 

@@ -51,8 +51,9 @@ class PromptLoopHooks:
     name: str
     #: ``(core model, samples) → batch dict`` of CPU tensors with ``labels``
     collate: Callable[[Any, list[dict]], dict]
-    #: ``(core model, out dir, log) → None``: write the best checkpoint atomically (main process only)
-    save_checkpoint: Callable[[Any, Path, dict], None]
+    #: ``(core model, out dir, log, state_dict or None) → None``: write the best checkpoint atomically (main
+    #: process only); ``state_dict`` is the gathered full state under FSDP / DeepSpeed ZeRO-3, else None
+    save_checkpoint: Callable[[Any, Path, dict, Any], None]
     #: ``(core model) → (hit@1, users)`` on the validation subset
     validate: Callable[[Any], tuple[float, int]]
 
@@ -65,6 +66,8 @@ def _finish_log(log: dict, loop: dict, timer: StageTimer) -> dict:
     done["timings"] = dict(timer.seconds, train=round(train, 3))
     done["train_samples_per_second"] = round(loop["samples_seen"] / train, 4) if train > 0 else None
     done["seconds_per_step"] = round(train / loop["step"], 4) if loop["step"] else None
+    done["tokens_seen"] = loop.get("tokens_seen", 0)  # prompt + target tokens through the LLM, padding excluded
+    done["train_tokens_per_second"] = round(done["tokens_seen"] / train, 2) if train > 0 else None
     return done
 
 
@@ -78,9 +81,20 @@ def run_prompt_training(args, accelerator, model, optimizer, samples, log: dict,
     import torch
     from tqdm.auto import tqdm
 
+    from accelerate.utils import DistributedType
+
     core = accelerator.unwrap_model(model)
     world, rank = accelerator.num_processes, accelerator.process_index
     accum = args.gradient_accumulation_steps
+    sharded = accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    if sharded and args.save_state_every:
+        # accelerate's FSDP / DeepSpeed checkpointing bypasses the state hooks and writes every (sharded) weight,
+        # the frozen LLM included; resumable states are implemented for one process and DDP.
+        raise AllmrecError("--save-state-every / --resume-from are supported on one process and DDP (accelerate launch "
+                           "--multi_gpu), not under FSDP / DeepSpeed")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED and accum > 1:
+        raise AllmrecError("under DeepSpeed set gradient accumulation in the DeepSpeed config "
+                           "(gradient_accumulation_steps) and keep --gradient-accumulation-steps 1")
     steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
     total_steps = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
     out = Path(args.out)
@@ -98,9 +112,11 @@ def run_prompt_training(args, accelerator, model, optimizer, samples, log: dict,
         log["resumed_from"] = {"state": str(args.resume_from), "step": loop["step"]}
 
     def save_best() -> None:
+        # Sharded engines hold a slice of each parameter per process: gathering is collective (every process).
+        state = accelerator.get_state_dict(model) if sharded else None
         if accelerator.is_main_process:
             with timer("save"):
-                hooks.save_checkpoint(core, out, _finish_log(log, loop, timer))
+                hooks.save_checkpoint(core, out, _finish_log(log, loop, timer), state)
         accelerator.wait_for_everyone()
 
     def validate(epoch: int) -> bool:
@@ -131,7 +147,10 @@ def run_prompt_training(args, accelerator, model, optimizer, samples, log: dict,
             b = hooks.collate(core, [samples.sample(int(i), epoch) for i in m])
             batches.append({k: v.to(accelerator.device) for k, v in b.items()})
         tokens = [float((b["labels"] != IGNORE_INDEX).sum()) * weight for b in batches]
-        n_global = float(accelerator.reduce(torch.tensor(sum(tokens), device=accelerator.device), reduction="sum"))
+        inputs = sum(float(b["attention_mask"].sum()) for b in batches) * weight  # LLM tokens processed (throughput)
+        counts = accelerator.reduce(torch.tensor([sum(tokens), inputs], device=accelerator.device), reduction="sum")
+        n_global = float(counts[0])
+        loop["tokens_seen"] = loop.get("tokens_seen", 0) + int(counts[1])
         loss_sum = 0.0
         for j, (b, n_b) in enumerate(zip(batches, tokens)):
             sync = j == len(batches) - 1
