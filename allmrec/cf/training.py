@@ -147,9 +147,8 @@ class CFTrainer:
         from accelerate.utils import set_seed
         from torch.utils.data import DataLoader
 
-        from ..training.accelerator import build_accelerator
-
         from ..data.dataset import PreparedDataset
+        from ..training.accelerator import build_accelerator
         from .loading import CF_MODELS
         from .samples import PointwiseTrainingSamples, SequenceTrainingSamples
 
