@@ -491,3 +491,22 @@ def test_model_files_work_without_the_allmrec_package(tmp_path, smol_tokenizer_p
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0 and "REMOTE-OK" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_soft_token_norm_embedding_rescales_every_spliced_vector(tokenizer):
+    # Option beyond the paper: each soft token takes the LLM's mean token-embedding norm, its direction
+    # still comes from F_U / F_I (so it keeps item information: distinct items stay distinct).
+    model = tiny_model(tokenizer, soft_token_norm="embedding")
+    batch = encode_prompts(model.tokenizer, prompts(model), padding_side="left")
+    ids = batch["input_ids"]
+    with torch.no_grad():
+        embeds = model.embed_prompt(ids, batch["item_ids"], cf_input_ids=cf_inputs(model))
+        target = model.llm.get_input_embeddings().weight.norm(dim=-1).mean()
+        o_i = model.item_projector(model.item_joint[HISTORIES[0][0]])
+    soft = (ids == model.user_token_id) | (ids == model.history_token_id) | (ids == model.candidate_token_id)
+    norms = embeds[soft].norm(dim=-1)
+    torch.testing.assert_close(norms, torch.full_like(norms, float(target)), rtol=1e-5, atol=1e-5)
+    first_item = ((ids[0] == model.history_token_id) | (ids[0] == model.candidate_token_id)).nonzero()[0, 0]
+    torch.testing.assert_close(embeds[0, first_item], o_i * (target / o_i.norm()), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        tiny_model(tokenizer, soft_token_norm="huge")

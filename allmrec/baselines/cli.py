@@ -47,6 +47,7 @@ _COMMON_CHOICES = {
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "llm_quantization": ("none", "8bit", "4bit"),
+    "soft_token_norm": ("none", "embedding"),
     "domain": ("movie", "game", "item"),
 }
 # the stage-2 budget flag is --valid-users; --eval-users is accepted as an alias

@@ -22,6 +22,7 @@ from .prompts import (
 )
 
 ITEM_EMBEDDING_MODES = ("cf", "text", "auto")
+SOFT_TOKEN_NORMS = ("none", "embedding")
 PLACEHOLDER_HANDLING = ("added_tokens", "existing_tokens")
 RANK_NORMALIZATIONS = ("sum", "mean")
 
@@ -85,6 +86,11 @@ class ALLMRecConfig(PretrainedConfig):
         item_embedding (`str`, defaults to ``"cf"``):
             Which stage-1 vector feeds F_I: ``cf`` = e_i = f_I^enc(E_i) (paper), ``text`` = q_i = f_T^enc(SBERT),
             ``auto`` = q_i for items with no training interaction, else e_i (the paper's "A-LLMRec (SBERT)").
+        soft_token_norm (`str`, defaults to ``"none"``):
+            ``none`` (paper): F_U / F_I outputs enter the LLM as they are. ``embedding``: each projected vector is
+            rescaled to the mean L2 norm of the LLM's input-embedding rows (its direction is what F_U / F_I learn).
+            Not in the paper: with a small LLM and collapsed stage-1 tables, unconstrained projectors were found
+            to emit near-constant vectors ~20x larger than any token embedding (see the README).
         generation_repetition_penalty (`float`, defaults to 1.5):
             Greedy decoding's repetition penalty (official code: 1.5).
         generation_max_new_tokens (`int`, defaults to 64):
@@ -127,6 +133,7 @@ class ALLMRecConfig(PretrainedConfig):
         candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
         placeholder_handling: str = "added_tokens",
         item_embedding: str = "cf",
+        soft_token_norm: str = "none",
         generation_repetition_penalty: float = 1.5,
         generation_max_new_tokens: int = 64,
         generation_stop_at_answer: bool = False,
@@ -155,6 +162,7 @@ class ALLMRecConfig(PretrainedConfig):
         self.candidate_token = candidate_token
         self.placeholder_handling = placeholder_handling
         self.item_embedding = item_embedding
+        self.soft_token_norm = soft_token_norm
         self.generation_repetition_penalty = float(generation_repetition_penalty)
         self.generation_max_new_tokens = int(generation_max_new_tokens)
         self.generation_stop_at_answer = bool(generation_stop_at_answer)
@@ -193,6 +201,8 @@ class ALLMRecConfig(PretrainedConfig):
             bad("placeholder_handling", f"choose one of {', '.join(PLACEHOLDER_HANDLING)}")
         if self.item_embedding not in ITEM_EMBEDDING_MODES:
             bad("item_embedding", f"choose one of {', '.join(ITEM_EMBEDDING_MODES)}")
+        if self.soft_token_norm not in SOFT_TOKEN_NORMS:
+            bad("soft_token_norm", f"choose one of {', '.join(SOFT_TOKEN_NORMS)}")
         if not self.generation_repetition_penalty > 0:
             bad("generation_repetition_penalty", "must be > 0 (1.0 = no penalty)")
         if self.rank_normalization not in RANK_NORMALIZATIONS:

@@ -425,7 +425,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             user_embeds = user_embeds.to(device=embeds.device)
             if user_embeds.shape[0] != input_ids.shape[0]:
                 raise ValueError(f"{user_embeds.shape[0]} user representations for {input_ids.shape[0]} prompts")
-            o_u = self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype)).to(embeds.dtype)
+            o_u = self._scale_soft_tokens(self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype))).to(embeds.dtype)
             embeds = embeds.masked_scatter(user_mask.unsqueeze(-1).expand_as(embeds), o_u)
 
         n_placeholders = item_mask.sum(1)
@@ -441,9 +441,18 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             )
         if bool(valid.any()):
             latents = self.item_latents(item_ids[valid], item_embedding)  # row-major = order of appearance
-            o_i = self.item_projector(latents.to(self.item_projector.fc1.weight.dtype)).to(embeds.dtype)
+            o_i = self._scale_soft_tokens(self.item_projector(latents.to(self.item_projector.fc1.weight.dtype))).to(embeds.dtype)
             embeds = embeds.masked_scatter(item_mask.unsqueeze(-1).expand_as(embeds), o_i)
         return embeds
+
+    def _scale_soft_tokens(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``soft_token_norm="embedding"``: rescale each projected vector to the LLM's mean token-embedding norm."""
+        if getattr(self.config, "soft_token_norm", "none") == "none":
+            return vectors
+        if getattr(self, "_token_norm", None) is None:  # a property of the frozen LLM: computed once
+            table = self.llm.get_input_embeddings().weight
+            self._token_norm = float(table.detach().float().norm(dim=-1).mean())
+        return vectors * (self._token_norm / vectors.norm(dim=-1, keepdim=True).clamp(min=1e-6))
 
     # ------------------------------------------------------------------------------ forward
     def forward(

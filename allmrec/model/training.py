@@ -57,6 +57,7 @@ class Stage2TrainingArguments(ScalingArguments):
     domain: str | None = field(default=None, metadata={"help": "prompt wording movie/game/item (default: the dataset's)"})
     prompt_style: str = field(default="paper", metadata={"help": "paper (Fig. 3), official (authors' code string) or fig6"})
     item_embedding: str = field(default="cf", metadata={"help": "F_I input: cf (e_i, paper), text (q_i) or auto (q_i for items unseen in training)"})
+    soft_token_norm: str = field(default="none", metadata={"help": "none (paper) or embedding: rescale every soft token to the LLM's mean token-embedding norm (not in the paper)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen LLM's activations in backward (saves memory)"})
     llm_quantization: str = field(default="none", metadata={"help": "load the frozen LLM in 8bit or 4bit with bitsandbytes (CUDA; the paper: 8-bit OPT-6.7B) or none"})
     llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
@@ -183,6 +184,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         item_joint=tables["joint"], item_text=tables["text"], item_train_count=dataset.item_popularity,
         item_titles=dataset.titles, llm_name_or_path=args.llm,
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
+        soft_token_norm=args.soft_token_norm,
         cf_model_path=str(cf_path), stage1_path=str(args.stage1), dataset_name=dataset.name, allmrec_version=__version__,
     )
     if args.gradient_checkpointing:
