@@ -197,7 +197,8 @@ def evaluate_model(
     check_rows(all_rows, str(dataset.path), split)
     rows = subset_rows(all_rows, max_users, seed)
     n = len(rows["user_id"])
-    logger.info("A-LLMRec %s on %s/%s: %d users, item embedding %s", mode, dataset.name, split, n, item_embedding)
+    logger.info("%s %s on %s/%s: %d users, item embedding %s", getattr(model.config, "model_type", "allmrec"), mode,
+                dataset.name, split, n, item_embedding)
     was_training = model.training
     model.eval()
     start = time.perf_counter()
