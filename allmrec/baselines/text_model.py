@@ -227,12 +227,6 @@ class TextOnlyRecommender(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- build / load
-def llm_dtype(name: str, device: str):
-    from ..model.llm_loading import resolve_llm_dtype
-
-    return resolve_llm_dtype(name, device)
-
-
 def build_llm_only(llm_name: str, num_items: int, domain: str = "movie", prompt_style: str = "fig6",
                    device: str | None = None, dtype: str = "auto", llm=None, tokenizer=None,
                    quantization: str = "none", device_map: str | None = None, **config) -> TextOnlyRecommender:

@@ -148,6 +148,7 @@ class CFTrainer:
         from torch.utils.data import DataLoader
 
         from ..data.dataset import PreparedDataset
+        from ..evaluation.subsets import take_rows
         from ..training.accelerator import build_accelerator
         from .loading import CF_MODELS
         from .samples import PointwiseTrainingSamples, SequenceTrainingSamples
@@ -166,7 +167,7 @@ class CFTrainer:
             chosen = np.asarray(sorted(ds.few_shot_users(args.few_shot)), dtype=np.int64)
             train_sequences = [train_sequences[u - 1] for u in chosen]
             user_ids = chosen
-            valid_rows = _select_rows(valid_rows, np.isin(valid_rows["user_id"], chosen))
+            valid_rows = take_rows(valid_rows, np.flatnonzero(np.isin(valid_rows["user_id"], chosen)))
         if len(valid_rows["user_id"]) == 0:
             raise AllmrecError(f"{args.data} has no validation rows for these users; cannot select a checkpoint")
         self.valid_rows = valid_rows
@@ -381,14 +382,6 @@ class CFTrainer:
                         best["valid"][args.select_metric], out)
         acc.wait_for_everyone()
         return out
-
-
-def _select_rows(rows: dict, mask: np.ndarray) -> dict:
-    idx = np.flatnonzero(mask)
-    out = {}
-    for k, v in rows.items():
-        out[k] = v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]
-    return out
 
 
 def train_cf(args: CFTrainingArguments, accelerator=None) -> Path:

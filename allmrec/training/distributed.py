@@ -13,13 +13,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-
-def take_rows(rows: Mapping[str, Any], idx: np.ndarray) -> dict[str, Any]:
-    """The rows ``idx`` of a column dict (NumPy arrays or lists)."""
-    out = {}
-    for k, v in rows.items():
-        out[k] = v[idx] if isinstance(v, np.ndarray) else [v[i] for i in idx]
-    return out
+from ..evaluation.subsets import take_rows
 
 
 def process_slice(n: int, index: int, count: int, align: int = 1) -> np.ndarray:
