@@ -48,3 +48,34 @@ def test_build_and_write_results(tmp_path):
     with pytest.raises(ValueError):
         build_results(model="m", model_type="x", dataset="d", split="test", per_user={}, scenarios=[],
                       candidate_fingerprint="f", metrics={})
+
+
+def test_bootstrap_intervals_behave():
+    import numpy as np
+
+    from allmrec.evaluation.statistics import bootstrap_interval, paired_difference
+
+    assert bootstrap_interval([1.0] * 20) == (1.0, 1.0)
+    lo, hi = bootstrap_interval([1, 0] * 50)
+    assert lo < 0.5 < hi and hi - lo == pytest.approx(2 * 1.96 * 0.05, abs=0.03)  # normal approximation, n = 100
+    lo4, hi4 = bootstrap_interval([1, 0] * 400)
+    assert hi4 - lo4 < (hi - lo) / 1.6  # ~1/2 with 4x the users
+    assert bootstrap_interval([1, 0, 1], seed=3) == bootstrap_interval([1, 0, 1], seed=3)
+    assert np.isnan(bootstrap_interval([])[0])
+    d = paired_difference([1, 1, 0, 1], [1, 1, 0, 1])
+    assert d == {"difference": 0.0, "low": 0.0, "high": 0.0}
+    d = paired_difference([1] * 30 + [0] * 10, [0] * 40)
+    assert d["difference"] == 0.75 and 0.6 < d["low"] < 0.75 < d["high"] < 0.9
+    with pytest.raises(ValueError, match="same users"):
+        paired_difference([1, 0], [1])
+
+
+def test_results_carry_intervals():
+    import numpy as np
+
+    from allmrec.evaluation.results import build_results
+
+    r = build_results(model="m", model_type="sasrec", dataset="d", split="test",
+                      per_user={"hit@1": np.array([1.0, 0.0, 1.0, 1.0])}, scenarios=["warm"] * 4, candidate_fingerprint="x")
+    lo, hi = r["intervals"]["hit@1"]
+    assert 0.0 <= lo <= r["metrics"]["hit@1"] <= hi <= 1.0

@@ -510,3 +510,101 @@ def test_soft_token_norm_embedding_rescales_every_spliced_vector(tokenizer):
     torch.testing.assert_close(embeds[0, first_item], o_i * (target / o_i.norm()), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError):
         tiny_model(tokenizer, soft_token_norm="huge")
+
+
+# ------------------------------------------------------------------------------------------- learning options
+@pytest.mark.parametrize("normalization", ["sum", "mean"])
+def test_packed_scoring_equals_the_kv_cache_path_and_the_reference(tokenizer, normalization):
+    packed = tiny_model(tokenizer, rank_scoring="packed")
+    cached = tiny_model(tokenizer, rank_scoring="cache")
+    cached.load_state_dict(packed.state_dict())
+    a, b = rank(packed, normalization=normalization), rank(cached, normalization=normalization)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a, _reference_scores(packed, normalization), rtol=1e-4, atol=1e-4)
+
+
+def test_copy_layout_puts_item_tokens_before_titles_and_the_user_token_last(tokenizer):
+    m = tiny_model(tokenizer, prompt_layout="copy")
+    batch = encode_prompts(m.tokenizer, prompts(m), padding_side="left")
+    ids = batch["input_ids"]
+    assert bool((ids[:, -1] == m.user_token_id).all())  # right before the answer
+    assert int((ids == m.user_token_id).sum()) == 2
+    text = m.tokenizer.decode(ids[0][batch["attention_mask"][0].bool()])
+    assert f'[HistoryEmb] "{TITLES[2]}"' in text and f'[CandidateEmb] "{TITLES[6]}"' in text
+    assert text.endswith("The recommendation is[UserRep]")
+    # splicing is by mask: the soft tokens land where the placeholders are, in order
+    with torch.no_grad():
+        embeds = m.embed_prompt(ids, batch["item_ids"], cf_input_ids=cf_inputs(m))
+        o_i = m.item_projector(m.item_joint[CANDIDATES[0][0]])
+    first_cand = int((ids[0] == m.candidate_token_id).nonzero()[0])
+    torch.testing.assert_close(embeds[0, first_cand], o_i)
+
+
+def _candidate_batch(m):
+    from allmrec.model.llm_scoring import pad_continuations
+    from allmrec.model.processing_allmrec import pad_token_id
+
+    batch = encode_prompts(m.tokenizer, prompts(m), padding_side="left")
+    batch["candidate_input_ids"], batch["candidate_mask"] = pad_continuations(continuations(m), pad_token_id(m.tokenizer))
+    batch["target_index"] = torch.tensor([row.index(t) for row, t in zip(CANDIDATES, TARGETS)])
+    batch["cf_input_ids"] = cf_inputs(m)
+    return batch
+
+
+@pytest.mark.parametrize("objective", ["listwise", "token", "token+listwise"])
+def test_candidate_objectives_match_a_hand_computation(tokenizer, objective):
+    m = tiny_model(tokenizer, train_objective=objective, listwise_normalization="mean")
+    out = m(**_candidate_batch(m))
+    ref_mean = _reference_scores(m, "mean")
+    ref_sum = _reference_scores(m, "sum")
+    target = torch.tensor([row.index(t) for row, t in zip(CANDIDATES, TARGETS)])
+    listwise = torch.nn.functional.cross_entropy(ref_mean, target, reduction="none")
+    token = -ref_mean[torch.arange(2), target]  # mean NLL of the target's tokens
+    expected = {"listwise": listwise, "token": token, "token+listwise": listwise + token}[objective].mean()
+    torch.testing.assert_close(out.loss, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.candidate_scores, ref_mean, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(ref_mean, ref_sum)
+    out.loss.backward()
+    assert m.user_projector.fc1.weight.grad is not None and m.item_projector.fc1.weight.grad is not None
+    assert all(p.grad is None for p in m.llm.parameters())
+
+
+def test_zscore_standardisation_is_stored_and_reloaded(tokenizer, tmp_path):
+    m = tiny_model(tokenizer, input_standardization="zscore")
+    x = torch.randn(50, 8) * 3 + 1
+    m.set_user_statistics(x)
+    torch.testing.assert_close(m.user_mean, x.mean(0))
+    z = m.item_latents(torch.arange(1, NUM_ITEMS + 1))
+    torch.testing.assert_close(z.mean(0), torch.zeros(LATENT), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.ones(LATENT), atol=1e-5, rtol=0)
+    before = rank(m)
+    m.save_pretrained(tmp_path / "ckpt")
+    loaded = ALLMRecForRecommendation.from_pretrained(tmp_path / "ckpt", llm=m.llm, tokenizer=tokenizer)
+    torch.testing.assert_close(loaded.user_std, m.user_std)
+    torch.testing.assert_close(rank(loaded), before)
+
+
+def test_item_permutation_swaps_soft_tokens_only(model):
+    before = rank(model)
+    perm = torch.arange(NUM_ITEMS + 1)
+    perm[1:] = torch.roll(perm[1:], 1)
+    model.item_permutation = perm
+    assert torch.equal(model.item_latents(torch.tensor([5])), model.item_joint[[4]])
+    shuffled = rank(model)
+    model.item_permutation = None
+    assert not torch.allclose(before, shuffled)
+    torch.testing.assert_close(rank(model), before)
+
+
+def test_copy_layout_answers_parse_and_stop_at_one_quote(tokenizer):
+    from allmrec.model.llm_scoring import ClosingQuoteCriteria, quote_count_table
+    from allmrec.model.matching import match_candidate
+
+    m = tiny_model(tokenizer, prompt_layout="copy")
+    assert m.prompt_builder().target_text("Fargo (1996)") == ' Fargo (1996)"'
+    answer = m.decoded_answer(' Fargo (1996)" is what')
+    assert match_candidate(answer, ["Heat (1995)", "Fargo (1996)"]) == 1
+    assert tiny_model(tokenizer).decoded_answer(' "Heat (1995)"') == ' "Heat (1995)"'
+    table = quote_count_table(tokenizer, 49152)
+    ids = torch.tensor([tokenizer(' Fargo (1996)"', add_special_tokens=False)["input_ids"]])
+    assert bool(ClosingQuoteCriteria(table, quotes=1)(ids)[0]) and not bool(ClosingQuoteCriteria(table)(ids)[0])

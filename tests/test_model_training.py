@@ -166,3 +166,76 @@ def test_bad_training_options_are_one_line_errors(stage2_inputs, tmp_path):
         Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "x"), batch_size=0).validate()
     assert main(["train", "stage2", "--data", str(data), "--stage1", str(tmp_path), "--llm", str(llm),
                  "--out", str(tmp_path / "y")]) == 2  # not a stage-1 directory
+
+
+def test_all_targets_draw_any_position_seeded_and_valid(tiny_data):
+    from allmrec.model.training import Stage2Samples
+
+    ds = PreparedDataset.load(tiny_data)
+    samples = Stage2Samples(ds, num_negatives=5, seed=3, targets="all")
+    again = Stage2Samples(ds, num_negatives=5, seed=3, targets="all")
+    positions = set()
+    for i in range(len(samples)):
+        s = samples.sample(i, epoch=1)
+        seq = list(samples.sequences[i])
+        twin = again.sample(i, epoch=1)
+        assert all(np.array_equal(np.asarray(s[k]), np.asarray(twin[k])) for k in s)
+        p = len(s["history"])
+        assert 1 <= p < len(seq) and s["target"] == seq[p] and list(s["history"]) == seq[:p]
+        cands = list(s["candidates"])
+        assert cands.count(s["target"]) == 1 and not (set(cands) - {s["target"]}) & samples.seen[i]
+        positions.add(p == len(seq) - 1)
+    assert positions == {True, False}  # not only the last item
+    last = Stage2Samples(ds, num_negatives=5, seed=3)
+    assert all(last.sample(i, 0)["target"] == last.sequences[i][-1] for i in range(len(last)))
+
+
+def test_recipes_fill_only_unset_fields(stage2_inputs, tmp_path):
+    from allmrec.model.training import RECIPES, Stage2TrainingArguments
+
+    data, s1, _ = stage2_inputs
+    args = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "a"), recipe="paper", lr=3e-4)
+    args.validate()
+    assert (args.objective, args.prompt_layout, args.targets, args.lr) == ("token", "paper", "last", 3e-4)
+    default = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"))
+    default.validate()
+    assert {k: getattr(default, k) for k in RECIPES["listwise"]} == RECIPES["listwise"]
+    with pytest.raises(AllmrecError, match="--recipe"):
+        Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "c"), recipe="magic").validate()
+    with pytest.raises(AllmrecError, match="--objective"):
+        Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "d"), objective="bpr").validate()
+
+
+def test_lr_schedule_warms_up_then_decays():
+    from allmrec.model.training import lr_multiplier
+
+    f = lr_multiplier("cosine", 4, 104)
+    assert [round(f(s), 3) for s in (0, 3)] == [0.25, 1.0]
+    assert f(54) == pytest.approx(0.55) and f(104) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    assert lr_multiplier("constant", 0, 10)(7) == 1.0
+
+
+@pytest.mark.parametrize("ablate", ["shuffle-users", "shuffle-items"])
+def test_ablations_change_scores_and_are_recorded(trained, tiny_data, tmp_path, ablate):
+    out = tmp_path / f"{ablate}.json"
+    base = tmp_path / "base.json"
+    assert main(["evaluate", "--model", str(trained), "--data", str(tiny_data), "--mode", "rank", "--out", str(base)]) == 0
+    assert main(["evaluate", "--model", str(trained), "--data", str(tiny_data), "--mode", "rank", "--ablate", ablate,
+                 "--out", str(out)]) == 0
+    res, ref = json.loads(out.read_text()), json.loads(base.read_text())
+    assert res["ablation"]["kind"] == ablate and "--ablate" in res["command"] and "ablation" not in ref
+    assert res["metrics"] != ref["metrics"]
+
+
+def test_derangement_has_no_fixed_point_and_is_seeded():
+    from allmrec.model.inference import derangement
+
+    for n in (2, 3, 10, 943):
+        p = derangement(n, 0)
+        assert sorted(p.tolist()) == list(range(n)) and not (p == np.arange(n)).any()
+    assert np.array_equal(derangement(50, 1), derangement(50, 1))
+
+
+def test_ablate_refuses_models_without_soft_tokens(tiny_data, tmp_path):
+    assert main(["evaluate", "--model", "llm:x", "--data", str(tiny_data), "--ablate", "shuffle-users",
+                 "--out", str(tmp_path / "x.json")]) == 2

@@ -71,7 +71,7 @@ def _add_dataclass_options(p, cls, required=(), skip=(), choices=None) -> None:
         if str(f.type).startswith("list["):
             kwargs["nargs"] = "+"
         else:
-            kwargs["type"] = {"int": int, "int | None": int, "float": float}.get(str(f.type), str)
+            kwargs["type"] = {"int": int, "int | None": int, "float": float, "float | None": float}.get(str(f.type), str)
         if f.name in choices:
             kwargs["choices"] = choices[f.name]
         if f.name in required:

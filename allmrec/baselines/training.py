@@ -177,7 +177,9 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, betas=(args.beta1, args.beta2), weight_decay=args.weight_decay)
     warmup = args.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    model, optimizer, scheduler = prepare_placed(accelerator, args, model, optimizer, scheduler)
+    model, optimizer = prepare_placed(accelerator, args, model, optimizer)
+    # not prepared: accelerate would step it once per process per step, and --batch-size is the global batch
+    accelerator.register_for_checkpointing(scheduler)
     log: dict[str, Any] = {
         "model_type": "tallrec",
         "args": asdict(args),

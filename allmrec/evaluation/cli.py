@@ -55,6 +55,10 @@ def register(sub) -> None:
     p.add_argument("--stop-at-answer", action="store_true", default=None,
                    help="generate mode: end each answer at its closing quote (exact Hit@1 is unchanged; much faster "
                         "for models that keep talking; default: decode up to the token limit like the authors)")
+    p.add_argument("--ablate", choices=["shuffle-users", "shuffle-items"], default=None,
+                   help="A-LLMRec / MLP-LLM: destroy the CF signal to check the model uses it: shuffle-users computes "
+                        "each user's soft token from another evaluated user's history, shuffle-items gives every item "
+                        "another item's soft token (seeded by --subset-seed; prompt text unchanged) (default: none)")
     p.add_argument("--llm-dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="LLM models: weight dtype of the frozen LLM: auto (bf16 on a GPU, fp32 on CPU), float32, "
                         "bfloat16 (fast on CPUs with AMX/AVX512-BF16), float16 (default: auto)")
@@ -113,6 +117,8 @@ def evaluate_command(args) -> str:
         parts += ["--max-users", str(args.max_users), "--subset-seed", str(getattr(args, "subset_seed", 0))]
     if getattr(args, "stop_at_answer", None):
         parts.append("--stop-at-answer")
+    if getattr(args, "ablate", None):
+        parts += ["--ablate", args.ablate]
     if getattr(args, "llm_dtype", "auto") not in (None, "auto"):
         parts += ["--llm-dtype", args.llm_dtype]
     if getattr(args, "llm_quantization", "none") not in (None, "none"):
@@ -130,6 +136,8 @@ def run_evaluate(args) -> int:
     if getattr(args, "max_users", None) is not None and args.max_users <= 0:
         raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
+    if getattr(args, "ablate", None) and kind != "allmrec":
+        raise AllmrecError(f"--ablate needs a model with soft tokens (A-LLMRec / MLP-LLM); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right
     # however main() was called; evaluators may read it from args.command.
     args.command = evaluate_command(args)

@@ -10,6 +10,8 @@ Schema (one object per evaluation run)::
       "split": str,                    test | valid | cold_user_test
       "n_users": int,                  users evaluated (every row of the split)
       "metrics": {"hit@1", "hit@5", "hit@10", "ndcg@10", "mrr", ...extras},
+      "intervals": {metric: [low, high]}   95 % bootstrap interval over users of each overall metric
+                   (allmrec.evaluation.statistics: 1,000 seeded resamples),
       "scenarios": {"warm": {"n_users", "metrics"}, "mid": {...}, "cold": {...}}
                    (or {"cold_user": {...}} for cold_user_test; metrics null when n_users = 0),
       "candidate_fingerprint": str,    PreparedDataset.candidate_fingerprint(split)
@@ -37,6 +39,7 @@ import numpy as np
 
 from ..utils.io import atomic_write_json
 from .metrics import FULL_RANK_METRICS, RANK_METRICS
+from .statistics import metric_intervals
 
 PESSIMISTIC_RULE = "pessimistic: candidates scoring >= the target rank above it (constant scores give Hit@1 = 0)"
 
@@ -105,6 +108,7 @@ def build_results(
         "split": split,
         "n_users": len(scenarios),
         "metrics": overall,
+        "intervals": metric_intervals(per_user) if len(scenarios) else {},
         "scenarios": breakdown,
         "candidate_fingerprint": candidate_fingerprint,
         "rank_rule": rank_rule,

@@ -28,6 +28,14 @@ _CHOICES = {
     "prompt_style": ("paper", "official", "fig6"),
     "item_embedding": ("cf", "text", "auto"),
     "soft_token_norm": ("none", "embedding"),
+    "recipe": ("listwise", "paper"),
+    "objective": ("token", "listwise", "token+listwise"),
+    "listwise_normalization": ("sum", "mean"),
+    "targets": ("last", "all"),
+    "prompt_layout": ("paper", "copy"),
+    "input_standardization": ("none", "zscore"),
+    "lr_schedule": ("constant", "cosine"),
+    "rank_scoring": ("packed", "cache"),
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "llm_quantization": ("none", "8bit", "4bit"),
@@ -53,7 +61,7 @@ def register_train(sub) -> None:
         if f.type in (bool, "bool"):
             p.add_argument(flag, dest=f.name, action="store_true", help=help_text)
             continue
-        kind = {"int": int, "int | None": int, "float": float}.get(str(f.type), str)
+        kind = {"int": int, "int | None": int, "float": float, "float | None": float}.get(str(f.type), str)
         kwargs = {"dest": f.name, "type": kind, "help": help_text}
         if f.name in _CHOICES:
             kwargs["choices"] = _CHOICES[f.name]

@@ -18,6 +18,7 @@ from .prompts import (
     DEFAULT_HISTORY_TOKEN,
     DEFAULT_USER_TOKEN,
     DOMAINS,
+    PROMPT_LAYOUTS,
     PROMPT_STYLES,
 )
 
@@ -25,6 +26,9 @@ ITEM_EMBEDDING_MODES = ("cf", "text", "auto")
 SOFT_TOKEN_NORMS = ("none", "embedding")
 PLACEHOLDER_HANDLING = ("added_tokens", "existing_tokens")
 RANK_NORMALIZATIONS = ("sum", "mean")
+RANK_SCORINGS = ("packed", "cache")
+INPUT_STANDARDIZATIONS = ("none", "zscore")
+TRAIN_OBJECTIVES = ("token", "listwise", "token+listwise")
 
 
 def _bases(base: type) -> tuple[type, ...]:
@@ -71,6 +75,11 @@ class ALLMRecConfig(PretrainedConfig):
         prompt_style (`str`, defaults to ``"paper"``):
             ``paper`` (Fig. 3 wording as normal text), ``official`` (the authors' code string verbatim) or
             ``fig6`` (the wording of Fig. 6). See ``prompts.py``.
+        prompt_layout (`str`, defaults to ``"paper"``):
+            Where the soft tokens go: ``paper`` (user token first, each item token after its title) or ``copy`` (each
+            item token before its title, the user token right before the answer, so that the answer repeats the
+            candidate list's pattern and the LLM's copy heads can pick a title by matching O_u with the O_i). Not in
+            the paper; see ``prompts.py``.
         history_len (`int`, defaults to 10):
             History titles listed in the prompt (the most recent ones; paper: 10).
         num_candidates (`int`, defaults to 20):
@@ -91,6 +100,22 @@ class ALLMRecConfig(PretrainedConfig):
             rescaled to the mean L2 norm of the LLM's input-embedding rows (its direction is what F_U / F_I learn).
             Not in the paper: with a small LLM and collapsed stage-1 tables, unconstrained projectors were found
             to emit near-constant vectors ~20x larger than any token embedding (see the README).
+        input_standardization (`str`, defaults to ``"none"``):
+            ``none`` (paper): F_U reads x^u and F_I reads e_i as they are. ``zscore``: both are standardised per
+            dimension with statistics of the training users / the item table, stored as buffers (not in the paper:
+            stage-1 tables on small data are nearly constant, cosine ~0.999, and F_U/F_I's LayerNorm then flattens
+            what differs between items).
+        train_objective (`str`, defaults to ``"token"``):
+            How the projectors were trained (recorded; ``forward`` computes it): ``token`` (paper Eq. 8: cross-entropy
+            on the target title + EOS), ``listwise`` (softmax cross-entropy over the candidates' answer
+            log-likelihoods: the choice itself) or ``token+listwise`` (their sum, per user).
+        listwise_normalization (`str`, defaults to ``"mean"``):
+            The candidate score inside the listwise loss: ``sum`` (log P(answer)) or ``mean`` (per-token mean, which
+            does not favour short titles).
+        rank_scoring (`str`, defaults to ``"packed"``):
+            How rank mode computes the candidates' likelihoods: ``packed`` (one forward pass over the prompt and all
+            answers with a block attention mask) or ``cache`` (the prompt's KV cache copied per candidate). Equal
+            up to float rounding; packed is faster on CPU and needs no cache copies.
         generation_repetition_penalty (`float`, defaults to 1.5):
             Greedy decoding's repetition penalty (official code: 1.5).
         generation_max_new_tokens (`int`, defaults to 64):
@@ -138,6 +163,11 @@ class ALLMRecConfig(PretrainedConfig):
         generation_max_new_tokens: int = 64,
         generation_stop_at_answer: bool = False,
         rank_normalization: str = "sum",
+        prompt_layout: str = "paper",
+        input_standardization: str = "none",
+        train_objective: str = "token",
+        listwise_normalization: str = "mean",
+        rank_scoring: str = "packed",
         cf_model_path: str | None = None,
         stage1_path: str | None = None,
         dataset_name: str | None = None,
@@ -167,6 +197,11 @@ class ALLMRecConfig(PretrainedConfig):
         self.generation_max_new_tokens = int(generation_max_new_tokens)
         self.generation_stop_at_answer = bool(generation_stop_at_answer)
         self.rank_normalization = rank_normalization
+        self.prompt_layout = prompt_layout
+        self.input_standardization = input_standardization
+        self.train_objective = train_objective
+        self.listwise_normalization = listwise_normalization
+        self.rank_scoring = rank_scoring
         self.cf_model_path = cf_model_path
         self.stage1_path = stage1_path
         self.dataset_name = dataset_name
@@ -207,6 +242,11 @@ class ALLMRecConfig(PretrainedConfig):
             bad("generation_repetition_penalty", "must be > 0 (1.0 = no penalty)")
         if self.rank_normalization not in RANK_NORMALIZATIONS:
             bad("rank_normalization", f"choose one of {', '.join(RANK_NORMALIZATIONS)}")
+        for name, allowed in (("prompt_layout", PROMPT_LAYOUTS), ("input_standardization", INPUT_STANDARDIZATIONS),
+                              ("train_objective", TRAIN_OBJECTIVES), ("listwise_normalization", RANK_NORMALIZATIONS),
+                              ("rank_scoring", RANK_SCORINGS)):
+            if getattr(self, name) not in allowed:
+                bad(name, f"choose one of {', '.join(allowed)}")
         if self.cf_config is not None and "model_type" not in self.cf_config:
             bad("cf_config", "must be the CF model's config dict including its model_type")
 
@@ -225,4 +265,7 @@ __all__ = [
     "ITEM_EMBEDDING_MODES",
     "PLACEHOLDER_HANDLING",
     "RANK_NORMALIZATIONS",
+    "RANK_SCORINGS",
+    "INPUT_STANDARDIZATIONS",
+    "TRAIN_OBJECTIVES",
 ]

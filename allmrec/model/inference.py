@@ -35,6 +35,8 @@ from .matching import lenient_hit, match_candidate
 logger = get_logger(__name__)
 
 MODES = ("generate", "rank")
+#: ``--ablate``: what is destroyed to check that the model reads the CF signal
+ABLATIONS = ("shuffle-users", "shuffle-items")
 #: users per LLM batch when the caller gives none
 DEFAULT_LLM_BATCH = 4
 #: a larger --batch-size (e.g. the CF evaluator's default 256) is capped to bound memory: rank mode holds
@@ -85,11 +87,13 @@ class _RowEncoder:
         from .processing_allmrec import encode_prompts
 
         enc = encode_prompts(self.model.tokenizer, self.prompts(rows, idx), padding_side="left")
-        enc["cf_input_ids"] = left_pad_histories([rows["history"][i] for i in idx], self.model.config.cf_max_seq_len)
+        # cf_history / cf_user_id: what the CF model reads (another user's under --ablate shuffle-users)
+        cf_hist = rows.get("cf_history", rows["history"])
+        enc["cf_input_ids"] = left_pad_histories([cf_hist[i] for i in idx], self.model.config.cf_max_seq_len)
         if "user_id" in rows:
             import torch
 
-            enc["user_ids"] = torch.as_tensor(np.asarray(rows["user_id"])[idx], dtype=torch.long)
+            enc["user_ids"] = torch.as_tensor(np.asarray(rows.get("cf_user_id", rows["user_id"]))[idx], dtype=torch.long)
         return enc
 
     def continuation(self, item_id: int) -> list[int]:
@@ -140,7 +144,7 @@ def generate_outputs(model, rows, titles, batch_size=None, item_embedding=None, 
                 user_ids=b.get("user_ids"), item_embedding=item_embedding, max_new_tokens=max_new_tokens,
                 stop_at_answer=stop_at_answer,
             )
-        outputs.extend(model.tokenizer.batch_decode(new, skip_special_tokens=True))
+        outputs.extend(model.decoded_answer(t) for t in model.tokenizer.batch_decode(new, skip_special_tokens=True))
     return outputs
 
 
@@ -161,6 +165,43 @@ def generation_metrics(outputs: Sequence[str], rows: Mapping[str, Any], titles: 
     return {"hit@1": hit, "hit@1_lenient": lenient, "valid_rate": valid}
 
 
+# ---------------------------------------------------------------------------------------------- ablations
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``range(n)`` with no fixed point (n >= 2): a random cycle."""
+    order = np.random.default_rng(seed).permutation(n)
+    perm = np.empty(n, dtype=np.int64)
+    perm[order] = np.roll(order, -1)
+    return perm
+
+
+def apply_ablation(model, rows: Mapping[str, Any], ablate: str | None, seed: int = 0) -> dict[str, Any]:
+    """Rows (and the model) with the CF signal destroyed as ``ablate`` says; the prompt text is never changed.
+
+    ``shuffle-users``: user u's soft token O_u is computed from another evaluated user's history (a seeded
+    derangement over all evaluated users, not only within a batch). ``shuffle-items``: every item's soft token O_i
+    is the one of another item (a seeded derangement of ids 1..N) while its title stays; undone by
+    ``model.item_permutation = None``. A model that uses the CF signal falls towards chance under either.
+    """
+    rows = dict(rows)
+    if ablate is None:
+        return rows
+    if ablate not in ABLATIONS:
+        raise AllmrecError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
+    if ablate == "shuffle-users":
+        n = len(rows["user_id"])
+        if n < 2:
+            raise AllmrecError("--ablate shuffle-users needs at least 2 evaluated users")
+        perm = derangement(n, seed)
+        rows["cf_history"] = [rows["history"][int(j)] for j in perm]
+        rows["cf_user_id"] = np.asarray(rows["user_id"])[perm]
+    else:
+        import torch
+
+        n_items = int(model.config.num_items)
+        model.item_permutation = torch.cat([torch.zeros(1, dtype=torch.long), torch.as_tensor(derangement(n_items, seed) + 1)])
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- evaluate
 def evaluate_model(
     model,
@@ -177,8 +218,11 @@ def evaluate_model(
     progress: bool = True,
     n_examples: int = 5,
     stop_at_answer: bool | None = None,
+    ablate: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a loaded model on a :class:`~allmrec.data.dataset.PreparedDataset` split → results dict."""
+    """Evaluate a loaded model on a :class:`~allmrec.data.dataset.PreparedDataset` split → results dict.
+
+    ``ablate`` (``shuffle-users`` / ``shuffle-items``, :func:`apply_ablation`) destroys the CF signal first."""
     from ..evaluation.cf_evaluator import check_rows
     from ..evaluation.metrics import per_user_rank_metrics, ranks_from_scores
     from ..evaluation.results import build_results
@@ -195,7 +239,7 @@ def evaluate_model(
         )
     all_rows = dataset.eval_rows(split)
     check_rows(all_rows, str(dataset.path), split)
-    rows = subset_rows(all_rows, max_users, seed)
+    rows = apply_ablation(model, subset_rows(all_rows, max_users, seed), ablate, seed)
     n = len(rows["user_id"])
     logger.info("%s %s on %s/%s: %d users, item embedding %s", getattr(model.config, "model_type", "allmrec"), mode,
                 dataset.name, split, n, item_embedding)
@@ -233,6 +277,9 @@ def evaluate_model(
             }
     finally:
         model.train(was_training)
+        model.item_permutation = None
+    if ablate:
+        extras["ablation"] = {"kind": ablate, "seed": seed}
     elapsed = time.perf_counter() - start
     timings[f"{mode}"] = round(elapsed, 3)
     return build_results(
@@ -315,6 +362,7 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
         max_users=getattr(args, "max_users", None),
         seed=getattr(args, "subset_seed", 0),
         stop_at_answer=getattr(args, "stop_at_answer", None),
+        ablate=getattr(args, "ablate", None),
         model_name=str(args.model),
         command=getattr(args, "command", None),
         timings=timings,
@@ -362,7 +410,7 @@ def recommend_generate(model, history, candidates, item_embedding=None) -> dict[
         b["input_ids"], b["attention_mask"], item_ids=b["item_ids"],
         cf_input_ids=left_pad_histories([hist], model.config.cf_max_seq_len), item_embedding=item_embedding,
     )
-    answer = model.tokenizer.decode(new[0], skip_special_tokens=True)
+    answer = model.decoded_answer(model.tokenizer.decode(new[0], skip_special_tokens=True))
     j = match_candidate(answer, [model.item_titles[c] for c in cands])
     return {"answer": answer, "item_id": cands[j] if j is not None else None,
             "title": model.item_titles[cands[j]] if j is not None else None}
@@ -383,6 +431,9 @@ def _split_items(text: str | None) -> list[int | str]:
 
 __all__ = [
     "MODES",
+    "ABLATIONS",
+    "apply_ablation",
+    "derangement",
     "subset_rows",
     "rows_fingerprint",
     "rank_scores",

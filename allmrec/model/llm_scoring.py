@@ -4,7 +4,16 @@ Works on any ``AutoModelForCausalLM`` (or a PEFT wrapper of one) from ``inputs_e
 tokens spliced in) and the text-only baselines (LLM-Only, TALLRec: ``llm.get_input_embeddings()(ids)``)
 share one implementation. Importable with only torch + transformers (Hub remote code sibling).
 
-Both functions expect a **left-padded** batch, so that every row's last column is its last prompt token.
+Every function expects a **left-padded** prompt batch, so that every row's last column is its last prompt token.
+
+Two ways to score C candidate answers after one prompt (rank mode, and the listwise training loss):
+
+* :func:`continuation_scores` (``cache``): the prompt runs once with a KV cache, the cache is copied C times and
+  the B×C continuations run as one batch. Inference only; memory grows with C × prompt length.
+* :func:`packed_continuation_logprobs` (``packed``): one forward pass over ``[prompt][answer 1]…[answer C]``
+  with a block attention mask (each answer sees the prompt and itself, never another answer) and positions that
+  restart after the prompt for every answer, so each answer is scored exactly as if it followed the prompt
+  alone. Differentiable (listwise training uses it) and cheaper than copying the cache on a CPU.
 """
 
 from __future__ import annotations
@@ -46,14 +55,16 @@ def quote_count_table(tokenizer, vocab_size: int) -> torch.LongTensor:
 
 
 class ClosingQuoteCriteria(StoppingCriteria):
-    """Done once a row's generated tokens contain two ``"`` (the answer's opening and closing quote)."""
+    """Done once a row's generated tokens contain ``quotes`` ``"`` (the answer's opening and closing quote; 1 when
+    the prompt already ends with the opening quote, as in the ``copy`` layout)."""
 
-    def __init__(self, quote_counts: torch.Tensor) -> None:
+    def __init__(self, quote_counts: torch.Tensor, quotes: int = 2) -> None:
         self.quote_counts = quote_counts
+        self.quotes = quotes
 
     def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
         table = self.quote_counts.to(input_ids.device)
-        return table[input_ids.clamp(0, len(table) - 1)].sum(1) >= 2
+        return table[input_ids.clamp(0, len(table) - 1)].sum(1) >= self.quotes
 
 
 @torch.no_grad()
@@ -67,6 +78,7 @@ def greedy_generate(
     max_new_tokens: int,
     repetition_penalty: float = 1.0,
     quote_counts: torch.Tensor | None = None,
+    quotes: int = 2,
 ) -> torch.LongTensor:
     """Greedy decoding from ``inputs_embeds`` → only the new token ids ``(B, new)``.
 
@@ -82,7 +94,7 @@ def greedy_generate(
     processors = LogitsProcessorList(
         [RepetitionPenaltyLogitsProcessor(float(repetition_penalty))] if repetition_penalty != 1.0 else []
     )
-    criteria = StoppingCriteriaList([ClosingQuoteCriteria(quote_counts)] if quote_counts is not None else [])
+    criteria = StoppingCriteriaList([ClosingQuoteCriteria(quote_counts, quotes)] if quote_counts is not None else [])
     return llm.generate(
         inputs_embeds=inputs_embeds, attention_mask=attention_mask.to(inputs_embeds.device), generation_config=config,
         logits_processor=processors, stopping_criteria=criteria,
@@ -149,4 +161,112 @@ def continuation_scores(
     return scores.view(n_rows, n_cand)
 
 
-__all__ = ["positions_from_mask", "quote_count_table", "ClosingQuoteCriteria", "greedy_generate", "continuation_scores"]
+def pad_continuations(continuations: Sequence[Sequence[Sequence[int]]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``B × C`` token-id lists → ``(ids, mask)`` tensors ``(B, C, L)`` (padding: ``pad_token_id`` / 0)."""
+    n_cands = {len(c) for c in continuations}
+    if len(n_cands) != 1:
+        raise ValueError("continuations must list the same number of candidates for every prompt")
+    if any(len(seq) == 0 for row in continuations for seq in row):
+        raise ValueError("empty continuation")
+    width = max(len(seq) for row in continuations for seq in row)
+    (n_cand,) = n_cands
+    ids = torch.full((len(continuations), n_cand, width), int(pad_token_id), dtype=torch.long)
+    mask = torch.zeros((len(continuations), n_cand, width), dtype=torch.long)
+    for b, row in enumerate(continuations):
+        for c, seq in enumerate(row):
+            ids[b, c, : len(seq)] = torch.as_tensor(list(seq), dtype=torch.long)
+            mask[b, c, : len(seq)] = 1
+    return ids, mask
+
+
+def packed_continuation_logprobs(
+    llm,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    continuation_ids: torch.LongTensor,
+    continuation_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Per-token log-probabilities of every candidate answer, from **one** forward pass → ``(B, C, L)``.
+
+    ``inputs_embeds`` / ``attention_mask``: the left-padded prompt batch ``(B, T, H)`` / ``(B, T)``;
+    ``continuation_ids`` / ``continuation_mask``: ``(B, C, L)`` (:func:`pad_continuations`). The answers' valid
+    tokens are packed after the prompt (answer-major, so each answer is contiguous); a 4-D attention mask lets a
+    prompt token see the earlier prompt tokens, an answer token the whole prompt plus the earlier tokens of its own
+    answer; positions continue from the prompt's length for each answer. Padded positions return 0. Gradients
+    flow into ``inputs_embeds`` (soft tokens, LoRA weights): this is what the listwise loss is computed from.
+    """
+    _check_left_padded(attention_mask)
+    device = inputs_embeds.device
+    n_rows, t_prompt = attention_mask.shape
+    _, n_cand, width = continuation_ids.shape
+    prompt_mask = attention_mask.to(device).bool()
+    flat_valid = continuation_mask.to(device).bool().reshape(n_rows, n_cand * width)
+    k = int(flat_valid.sum(1).max())
+    # valid tokens first, in (answer, position) order: a stable sort keeps each answer contiguous and in order
+    order = torch.argsort((~flat_valid).to(torch.int8), dim=1, stable=True)[:, :k]
+    tokens = continuation_ids.to(device).reshape(n_rows, -1).gather(1, order)
+    valid = flat_valid.gather(1, order)
+    answer = torch.where(valid, order // width, -1)
+    offset = order % width
+
+    embeds = torch.cat([inputs_embeds, llm.get_input_embeddings()(tokens).to(inputs_embeds.dtype)], dim=1)
+    prompt_len = prompt_mask.sum(1, keepdim=True)
+    positions = torch.cat([positions_from_mask(attention_mask.to(device)), prompt_len + offset], dim=1)
+
+    total = t_prompt + k
+    q = torch.arange(total, device=device)
+    is_prompt = torch.cat([prompt_mask, torch.zeros_like(valid)], dim=1)  # (B, total) prompt keys
+    causal = q[None, :, None] >= q[None, None, :]
+    # prompt queries: causal over real prompt keys
+    allowed = causal & is_prompt[:, None, :] & (q[None, :, None] < t_prompt)
+    # answer queries: every real prompt key + earlier tokens of the same answer
+    ans = torch.cat([torch.full((n_rows, t_prompt), -2, device=device, dtype=answer.dtype), answer], dim=1)
+    same = (ans[:, :, None] == ans[:, None, :]) & (ans[:, :, None] >= 0) & causal
+    allowed = allowed | (is_prompt[:, None, :] & (ans[:, :, None] >= 0)) | same
+    allowed = allowed | torch.eye(total, dtype=torch.bool, device=device)[None]  # padding rows see themselves (no NaN)
+    bias = torch.zeros(allowed.shape, dtype=embeds.dtype, device=device).masked_fill(~allowed, torch.finfo(embeds.dtype).min)
+
+    out = llm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions, use_cache=False,
+              **({"logits_to_keep": k + 1} if _accepts(llm, "logits_to_keep") else {}))
+    logits = out.logits[:, -(k + 1):].float()  # [last prompt position, answer token 0 .. k-1]
+    # answer token j is predicted by the last prompt position (j is an answer's first token) or by token j-1
+    steps = torch.arange(k, device=device)[None, :].expand(n_rows, k)
+    source = torch.where(offset == 0, torch.zeros_like(steps), steps)
+    # log p = logit - logsumexp(logits), gathered by flat index: never a (B, K, V) copy of the logits
+    vocab = logits.shape[-1]
+    picked = logits.reshape(n_rows, -1).gather(1, source * vocab + tokens)
+    token_logp = (picked - torch.logsumexp(logits, dim=-1).gather(1, source)) * valid
+    flat = torch.zeros((n_rows, n_cand * width), dtype=token_logp.dtype, device=device).scatter(1, order, token_logp)
+    return flat.view(n_rows, n_cand, width)
+
+
+def reduce_scores(token_logp: torch.Tensor, continuation_mask: torch.Tensor, normalization: str) -> torch.Tensor:
+    """``(B, C, L)`` token log-probabilities → ``(B, C)`` answer scores: ``sum`` or per-token ``mean``."""
+    if normalization not in ("sum", "mean"):
+        raise ValueError(f"normalization must be sum or mean, got {normalization!r}")
+    scores = token_logp.sum(-1)
+    if normalization == "mean":
+        scores = scores / continuation_mask.to(scores.device).sum(-1).clamp(min=1)
+    return scores
+
+
+@torch.no_grad()
+def packed_continuation_scores(
+    llm,
+    inputs_embeds: torch.Tensor,
+    attention_mask: torch.Tensor,
+    continuations: Sequence[Sequence[Sequence[int]]],
+    *,
+    pad_token_id: int,
+    normalization: str = "sum",
+) -> torch.Tensor:
+    """:func:`continuation_scores` computed with one packed forward pass (see the module docstring) → ``(B, C)``."""
+    if len(continuations) != inputs_embeds.shape[0]:
+        raise ValueError("continuations must list the same number of candidates for every prompt")
+    ids, mask = pad_continuations(continuations, pad_token_id)
+    token_logp = packed_continuation_logprobs(llm, inputs_embeds, attention_mask, ids, mask)
+    return reduce_scores(token_logp, mask, normalization)
+
+
+__all__ = ["pad_continuations", "packed_continuation_logprobs", "packed_continuation_scores", "reduce_scores",
+           "positions_from_mask", "quote_count_table", "ClosingQuoteCriteria", "greedy_generate", "continuation_scores"]

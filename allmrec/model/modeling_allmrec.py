@@ -33,13 +33,14 @@ Placeholders and splicing
 Scoring (both in ``llm_scoring``, shared with the text-only baselines)
     * :meth:`generate_answers`: left-padded batch, ``llm.generate(inputs_embeds=...)`` greedy with the
       configured repetition penalty; returns only the new tokens.
-    * :meth:`score_candidates`: log-likelihood of each candidate's answer (quoted title + EOS). The prompt is
-      run **once** with a KV cache, the cache is repeated for the C candidates
-      (``Cache.batch_repeat_interleave``), and all B×C continuations run in one batch.
+    * :meth:`score_candidates`: log-likelihood of each candidate's answer (quoted title + EOS), either in one
+      packed forward pass over the prompt and all C answers (``rank_scoring="packed"``, block attention mask) or
+      with the prompt's KV cache repeated for the C candidates (``"cache"``).
       ``config.rank_normalization`` picks sum (default) or mean over the continuation tokens.
 
-Training loss
-    Only target tokens carry loss, so the LLM computes logits only from the position that predicts the
+Training loss (``config.train_objective``)
+    ``listwise`` / ``token+listwise``: the packed pass scores all candidates and the loss is the cross-entropy of
+    the target among them (plus its token NLL). ``token`` (paper): only target tokens carry loss, so the LLM computes logits only from the position that predicts the
     first target token on (``logits_to_keep``): the LM head over the prompt is ~20 % of the compute and
     most of the activation memory. The loss is the mean cross-entropy over target tokens + EOS.
 """
@@ -59,7 +60,15 @@ from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .configuration_allmrec import ALLMRecCheckpointError, ALLMRecConfig
-from .llm_scoring import continuation_scores, greedy_generate, positions_from_mask, quote_count_table
+from .llm_scoring import (
+    continuation_scores,
+    greedy_generate,
+    packed_continuation_logprobs,
+    packed_continuation_scores,
+    positions_from_mask,
+    quote_count_table,
+    reduce_scores,
+)
 from .processing_allmrec import (
     IGNORE_INDEX,
     encode_prompts,
@@ -176,14 +185,17 @@ class ALLMRecOutput(ModelOutput):
     """Output of :meth:`ALLMRecForRecommendation.forward`.
 
     Args:
-        loss: mean token cross-entropy over the target title tokens + EOS (when ``labels`` are given).
-        logits: the LLM's logits ``(B, T, V)`` (or the kept last positions).
+        loss: mean token cross-entropy over the target title tokens + EOS (``labels``), or with
+            ``candidate_input_ids`` the mean per-user ``config.train_objective`` loss.
+        logits: the LLM's logits ``(B, T, V)`` (or the kept last positions); None on the candidate path.
         cache: the LLM's KV cache (``use_cache=True``).
+        candidate_scores: ``(B, C)`` answer scores (``config.listwise_normalization``) on the candidate path.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     cache: object | None = None
+    candidate_scores: torch.Tensor | None = None
 
 
 class ALLMRecPreTrainedModel(PreTrainedModel):
@@ -246,7 +258,16 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         self.register_buffer("item_joint", torch.zeros(n, config.latent_dim))
         self.register_buffer("item_text", torch.zeros(n, config.latent_dim))
         self.register_buffer("item_train_count", torch.zeros(n, dtype=torch.long))
+        if config.input_standardization == "zscore":
+            # per-dimension statistics of x^u (training users) and of each item table (rows 1..N), set by
+            # from_components / set_user_statistics and stored with the checkpoint
+            self.register_buffer("user_mean", torch.zeros(config.cf_hidden_size))
+            self.register_buffer("user_std", torch.ones(config.cf_hidden_size))
+            self.register_buffer("item_mean", torch.zeros(2, config.latent_dim))  # rows: joint (e_i), text (q_i)
+            self.register_buffer("item_std", torch.ones(2, config.latent_dim))
         self.item_titles: list[str] | None = None
+        #: evaluation ablation (``shuffle-items``): soft token of item i = that of item_permutation[i]; never saved
+        self.item_permutation: torch.LongTensor | None = None
         self._llm_gradient_checkpointing = False
 
         self.tokenizer = tokenizer
@@ -332,6 +353,20 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             self.item_joint.copy_(joint.to(self.item_joint.device))
             self.item_text.copy_(text.to(self.item_text.device))
             self.item_train_count.copy_(train_count.to(self.item_train_count.device))
+            if self.config.input_standardization == "zscore":
+                for row, table in enumerate((joint, text)):
+                    rows = table[1:].float()
+                    self.item_mean[row].copy_(rows.mean(0))
+                    self.item_std[row].copy_(rows.std(0).clamp(min=1e-6))
+
+    def set_user_statistics(self, user_embeds: torch.Tensor) -> None:
+        """``input_standardization="zscore"``: record x^u's per-dimension mean / std over ``(N, d)`` training users."""
+        if self.config.input_standardization != "zscore":
+            return
+        with torch.no_grad():
+            x = user_embeds.float().to(self.user_mean.device)
+            self.user_mean.copy_(x.mean(0))
+            self.user_std.copy_(x.std(0).clamp(min=1e-6) if x.shape[0] > 1 else torch.ones_like(self.user_std))
 
     # ------------------------------------------------------------------------------ modes
     def train(self, mode: bool = True):
@@ -370,14 +405,27 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         """Stage-1 vectors fed to F_I: ``cf`` e_i, ``text`` q_i, ``auto`` q_i for items never trained on."""
         mode = item_embedding or self.config.item_embedding
         item_ids = item_ids.to(self.item_joint.device)
+        if self.item_permutation is not None:
+            item_ids = self.item_permutation.to(item_ids.device)[item_ids]
         if mode == "cf":
-            return self.item_joint[item_ids]
+            return self._standardize_items(self.item_joint[item_ids], 0)
         if mode == "text":
-            return self.item_text[item_ids]
+            return self._standardize_items(self.item_text[item_ids], 1)
         if mode == "auto":
             cold = (self.item_train_count[item_ids] == 0).unsqueeze(-1)
-            return torch.where(cold, self.item_text[item_ids], self.item_joint[item_ids])
+            return torch.where(cold, self._standardize_items(self.item_text[item_ids], 1),
+                               self._standardize_items(self.item_joint[item_ids], 0))
         raise ValueError(f"item_embedding must be cf, text or auto, got {mode!r}")
+
+    def _standardize_items(self, latents: torch.Tensor, table: int) -> torch.Tensor:
+        if self.config.input_standardization != "zscore":
+            return latents
+        return (latents - self.item_mean[table]) / self.item_std[table]
+
+    def _standardize_users(self, user_embeds: torch.Tensor) -> torch.Tensor:
+        if self.config.input_standardization != "zscore":
+            return user_embeds
+        return (user_embeds - self.user_mean.to(user_embeds.device)) / self.user_std.to(user_embeds.device)
 
     @torch.no_grad()
     def user_representation(self, cf_input_ids: torch.LongTensor, user_ids: torch.LongTensor | None = None) -> torch.Tensor:
@@ -425,6 +473,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             user_embeds = user_embeds.to(device=embeds.device)
             if user_embeds.shape[0] != input_ids.shape[0]:
                 raise ValueError(f"{user_embeds.shape[0]} user representations for {input_ids.shape[0]} prompts")
+            user_embeds = self._standardize_users(user_embeds.float())
             o_u = self._scale_soft_tokens(self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype))).to(embeds.dtype)
             embeds = embeds.masked_scatter(user_mask.unsqueeze(-1).expand_as(embeds), o_u)
 
@@ -468,11 +517,23 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         item_embedding: str | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        candidate_input_ids: torch.LongTensor | None = None,
+        candidate_mask: torch.LongTensor | None = None,
+        target_index: torch.LongTensor | None = None,
         **kwargs,
     ) -> ALLMRecOutput:
         """Splice the soft tokens and run the frozen LLM; with ``labels`` the loss is the LLM's shifted
-        cross-entropy over the non-ignored (target + EOS) tokens."""
+        cross-entropy over the non-ignored (target + EOS) tokens.
+
+        With ``candidate_input_ids`` / ``candidate_mask`` ``(B, C, L)`` (every candidate's answer tokens + EOS) and
+        ``target_index`` ``(B,)``, the prompt batch must be **left-padded** and the loss is
+        ``config.train_objective`` from one packed pass over prompt + answers
+        (:func:`~.llm_scoring.packed_continuation_logprobs`): ``listwise`` = cross-entropy of the target among the
+        C answer scores, ``token`` = the target answer's mean token NLL, ``token+listwise`` = both, per user.
+        """
         inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
+        if candidate_input_ids is not None:
+            return self._candidate_loss(inputs_embeds, attention_mask, candidate_input_ids, candidate_mask, target_index)
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
         attention_mask = attention_mask.to(inputs_embeds.device)
@@ -508,6 +569,26 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             )
         kv = getattr(out, "cache", None) if hasattr(out, "cache") else getattr(out, "past_key_values", None)
         return ALLMRecOutput(loss=loss, logits=out.logits, cache=kv)
+
+    def _candidate_loss(self, inputs_embeds, attention_mask, candidate_input_ids, candidate_mask, target_index) -> ALLMRecOutput:
+        if candidate_mask is None or target_index is None:
+            raise ValueError("candidate_input_ids needs candidate_mask and target_index")
+        device = inputs_embeds.device
+        if attention_mask is None:
+            attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long)
+        token_logp = packed_continuation_logprobs(self.llm, inputs_embeds, attention_mask.to(device),
+                                                  candidate_input_ids.to(device), candidate_mask.to(device))
+        scores = reduce_scores(token_logp, candidate_mask, self.config.listwise_normalization)
+        target_index = target_index.to(device)
+        objective = self.config.train_objective
+        per_user = torch.zeros(scores.shape[0], device=device)
+        if "listwise" in objective:
+            per_user = per_user + nn.functional.cross_entropy(scores, target_index, reduction="none")
+        if "token" in objective:
+            rows = torch.arange(scores.shape[0], device=device)
+            mask = candidate_mask.to(device)[rows, target_index].float()
+            per_user = per_user - (token_logp[rows, target_index] * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        return ALLMRecOutput(loss=per_user.mean(), candidate_scores=scores)
 
     def _llm_accepts(self, argument: str) -> bool:
         import inspect
@@ -548,7 +629,17 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             max_new_tokens=int(max_new_tokens or self.config.generation_max_new_tokens),
             repetition_penalty=float(repetition_penalty or self.config.generation_repetition_penalty),
             quote_counts=self._quote_counts() if stop else None,
+            quotes=1 if self.answer_opens_with_quote else 2,
         )
+
+    @property
+    def answer_opens_with_quote(self) -> bool:
+        """``copy`` layout: the prompt ends with the answer's opening quote, so the LLM writes ``' Title"'``."""
+        return getattr(self.config, "prompt_layout", "paper") == "copy"
+
+    def decoded_answer(self, text: str) -> str:
+        """A generated continuation as a complete quoted answer (puts back the prompt's opening quote)."""
+        return '"' + text.lstrip() if self.answer_opens_with_quote else text
 
     def _quote_counts(self) -> torch.Tensor:
         """``"`` per token of the vocabulary (stop-at-answer), computed once."""
@@ -571,11 +662,13 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
     ) -> torch.Tensor:
         """Log-likelihood of each row's C continuations (token ids, e.g. ``encode_target``) → ``(B, C)``.
 
-        The left-padded prompt batch is encoded once; its KV cache is repeated C times and the B×C
-        continuations are scored in one forward pass.
+        ``config.rank_scoring``: ``packed`` = one forward pass over the left-padded prompts followed by all answers
+        (block attention mask); ``cache`` = the prompt's KV cache repeated C times and the B×C continuations
+        scored in one batch. Both give the same scores up to float rounding.
         """
         embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
-        return continuation_scores(
+        score = packed_continuation_scores if getattr(self.config, "rank_scoring", "cache") == "packed" else continuation_scores
+        return score(
             self.llm, embeds, attention_mask, continuations,
             pad_token_id=pad_token_id(self.tokenizer),
             normalization=normalization or self.config.rank_normalization,
@@ -587,6 +680,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         return PromptBuilder(
             domain=c.domain, style=c.prompt_style, soft_tokens=soft_tokens, history_len=c.history_len,
             user_token=c.user_token, history_token=c.history_token, candidate_token=c.candidate_token,
+            layout=getattr(c, "prompt_layout", "paper"),
         )
 
     def to_item_ids(self, items: Sequence[int | str], what: str = "items", titles: Sequence[str] | None = None) -> list[int]:

@@ -26,6 +26,20 @@ Three wordings (``style``), each per domain (movie/watched/watch, game/played/pl
     Figure 6, the prompt the paper uses for LLM-Only and TALLRec ("... in the past. Recommend a movie
     for this user to watch next from the following set of movie titles, ..."), same spacing as ``paper``.
 
+Two layouts (``layout``) place the soft tokens:
+
+``paper``
+    The user token opens the prompt (``[UserRep] is a user representation. ...``) and each item's soft token
+    follows its quoted title (``"T"[HistoryEmb]``), as in Figure 3 and the official code.
+``copy``
+    Not in the paper. Each item's soft token sits inside the quotes right before its title (``"[CandidateEmb] T"``)
+    and the user token is the last prompt token, inside the answer's opening quote
+    (``... The recommendation is "[UserRep]``); the answer is ``' Title"'`` + EOS. Two things follow: the position
+    of O_u itself predicts the answer's first title token (the shortest path from the CF signal to the choice:
+    F_U can point the LM head at the next item's first word), and the answer repeats the candidate list's
+    pattern (quote, soft token, title), which is what the copy (induction) heads of a pretrained LM complete, so
+    choosing a title is also matching O_u against the O_i before the titles. The words are the style's.
+
 ``soft_tokens=False`` drops the user sentence and every placeholder from any style: that is the paper's
 LLM-Only prompt ("exactly the same as the prompt shown in Figure 3 without user representation and item
 embeddings", §5.2.1) with ``style="paper"``, and the TALLRec / LLM-Only prompt of Appendix A with
@@ -44,6 +58,7 @@ from typing import Sequence
 
 DOMAINS = ("movie", "game", "item")
 PROMPT_STYLES = ("paper", "official", "fig6")
+PROMPT_LAYOUTS = ("paper", "copy")
 
 DEFAULT_USER_TOKEN = "[UserRep]"
 DEFAULT_HISTORY_TOKEN = "[HistoryEmb]"
@@ -97,6 +112,8 @@ class PromptBuilder:
         soft_tokens: include the user token and the item placeholders (A-LLMRec, MLP-LLM); ``False``
             for the text-only baselines.
         history_len: how many of the most recent history items are listed (paper: 10).
+        layout: ``paper`` (user token first, item token after each title) or ``copy`` (item token before each
+            title, user token right before the answer); see the module docstring.
         user_token / history_token / candidate_token: the placeholder strings.
     """
 
@@ -109,11 +126,14 @@ class PromptBuilder:
         user_token: str = DEFAULT_USER_TOKEN,
         history_token: str = DEFAULT_HISTORY_TOKEN,
         candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
+        layout: str = "paper",
     ) -> None:
         if domain not in DOMAIN_WORDS:
             raise ValueError(f"prompt domain {domain!r} is unknown; choose one of {', '.join(DOMAINS)}")
         if style not in PROMPT_STYLES:
             raise ValueError(f"prompt style {style!r} is unknown; choose one of {', '.join(PROMPT_STYLES)}")
+        if layout not in PROMPT_LAYOUTS:
+            raise ValueError(f"prompt layout {layout!r} is unknown; choose one of {', '.join(PROMPT_LAYOUTS)}")
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {history_len}")
         tokens = (user_token, history_token, candidate_token)
@@ -126,6 +146,7 @@ class PromptBuilder:
         self.user_token = user_token
         self.history_token = history_token
         self.candidate_token = candidate_token
+        self.layout = layout if soft_tokens else "paper"  # without soft tokens both layouts are the same text
         self.words = DOMAIN_WORDS[domain]
 
     # ------------------------------------------------------------------ pieces
@@ -134,11 +155,16 @@ class PromptBuilder:
         return "," if self.style == "official" else ", "
 
     def _list(self, titles: Sequence[str], token: str) -> str:
-        suffix = token if self.soft_tokens else ""
-        return self.separator.join(f'"{t}"{suffix}' for t in titles)
+        if not self.soft_tokens:
+            return self.separator.join(f'"{t}"' for t in titles)
+        if self.layout == "copy":  # the title follows the soft token as the answer follows the user token
+            return self.separator.join(f'"{token} {t}"' for t in titles)  # ' Word' tokens, as in the answer
+        return self.separator.join(f'"{t}"{token}' for t in titles)
 
     def target_text(self, title: str) -> str:
         """What the LLM should emit for ``title`` (EOS is appended by the tokenizing code)."""
+        if self.soft_tokens and self.layout == "copy":  # the prompt ends with the opening quote + user token
+            return f' {title}"'
         return f'"{title}"' if self.style == "official" else f' "{title}"'
 
     def _sentences(self, history: str, candidates: str) -> str:
@@ -155,7 +181,7 @@ class PromptBuilder:
         return body + " " if self.style == "official" else body
 
     def _user_sentence(self) -> str:
-        if not self.soft_tokens:
+        if not self.soft_tokens or self.layout == "copy":
             return ""
         # official: ' is a user representation.' directly followed by 'This user ...' (no space)
         return f"{self.user_token} is a user representation." + ("" if self.style == "official" else " ")
@@ -186,6 +212,9 @@ class PromptBuilder:
             self._list([titles[i] for i in hist], self.history_token),
             self._list([titles[i] for i in cands], self.candidate_token),
         )
+        if self.soft_tokens and self.layout == "copy":
+            # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
+            text = text.rstrip() + ' "' + self.user_token
         target = None if target_id is None else self.target_text(titles[int(target_id)])
         return Prompt(text=text, history_ids=hist, candidate_ids=cands, target=target, has_user_token=self.soft_tokens)
 
@@ -205,6 +234,7 @@ __all__ = [
     "DOMAIN_WORDS",
     "DOMAINS",
     "PROMPT_STYLES",
+    "PROMPT_LAYOUTS",
     "DEFAULT_USER_TOKEN",
     "DEFAULT_HISTORY_TOKEN",
     "DEFAULT_CANDIDATE_TOKEN",

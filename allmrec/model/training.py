@@ -7,6 +7,13 @@ items the user never interacted with (train, valid or test), shuffled. Every dra
 ``numpy.random.default_rng((seed, epoch, user_id))``, so a run is reproducible and independent of batch
 order. Loss = the LLM's token cross-entropy on the target title + EOS only.
 
+That is ``--recipe paper``. The default ``--recipe listwise`` (not in the paper; measured in the README and
+``benchmarks/stage2_learning.py``) changes what stops a small LLM from learning the choice: the loss is the
+listwise cross-entropy of the target among the 20 candidates' answer likelihoods plus the token loss
+(``--objective``), the soft tokens go before the titles with the user token right before the answer
+(``--prompt-layout copy``), x^u and e_i are standardised (``--input-standardization zscore``), lr 1e-3 with warm-up and cosine decay, and every position of a training
+sequence can be a target (``--targets all``: the paper's A-LLMRec_all, §5.4.2). Every field can be set on its own; the recipe only fills the ones not given.
+
 Loop: ``accelerate`` (CPU / one GPU / several GPUs alike), Adam(lr 1e-4, betas (0.9, 0.98)), batch 4,
 5 epochs (paper); optional step / user budgets for demos; bf16 (fp16 without bf16 support) autocast on a
 GPU; optional gradient checkpointing of the frozen LLM. Validation = rank-mode Hit@1 on a seeded subset of
@@ -45,7 +52,15 @@ class Stage2TrainingArguments(ScalingArguments):
     cf_model: str | None = field(default=None, metadata={"help": "CF checkpoint; default: the cf_model_path recorded by stage 1"})
     epochs: int = field(default=5, metadata={"help": "passes over the training users (paper: 5)"})
     batch_size: int = field(default=4, metadata={"help": "users per optimisation step (paper: 4; official code: 2)"})
-    lr: float = field(default=1e-4, metadata={"help": "Adam learning rate (paper: 1e-4)"})
+    recipe: str = field(default="listwise", metadata={"help": "preset for the fields below left unset: listwise (default: learns on a small LLM) or paper (§5.1 / Eq. 8)"})
+    objective: str | None = field(default=None, metadata={"help": "token (paper Eq. 8), listwise (softmax CE over the candidates' answer likelihoods) or token+listwise"})
+    listwise_normalization: str | None = field(default=None, metadata={"help": "candidate score in the listwise loss: sum (log P(answer)) or mean (per token; does not favour short titles)"})
+    targets: str | None = field(default=None, metadata={"help": "last (paper: the last training item) or all (A-LLMRec_all, §5.4.2: any position of the sequence, seeded per (user, position, epoch))"})
+    prompt_layout: str | None = field(default=None, metadata={"help": "paper (user token first, item token after each title) or copy (item token before each title, user token right before the answer)"})
+    input_standardization: str | None = field(default=None, metadata={"help": "none (paper) or zscore: standardise x^u and e_i per dimension before F_U / F_I"})
+    lr: float | None = field(default=None, metadata={"help": "Adam learning rate (paper: 1e-4; listwise recipe: 1e-3)"})
+    lr_schedule: str | None = field(default=None, metadata={"help": "constant (paper) or cosine (linear warm-up, then cosine decay to 10% over the planned steps)"})
+    warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps (paper: 0; listwise recipe: 10)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
     num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
@@ -57,7 +72,8 @@ class Stage2TrainingArguments(ScalingArguments):
     domain: str | None = field(default=None, metadata={"help": "prompt wording movie/game/item (default: the dataset's)"})
     prompt_style: str = field(default="paper", metadata={"help": "paper (Fig. 3), official (authors' code string) or fig6"})
     item_embedding: str = field(default="cf", metadata={"help": "F_I input: cf (e_i, paper), text (q_i) or auto (q_i for items unseen in training)"})
-    soft_token_norm: str = field(default="none", metadata={"help": "none (paper) or embedding: rescale every soft token to the LLM's mean token-embedding norm (not in the paper)"})
+    soft_token_norm: str | None = field(default=None, metadata={"help": "none (paper) or embedding: rescale every soft token to the LLM's mean token-embedding norm (not in the paper)"})
+    rank_scoring: str = field(default="packed", metadata={"help": "validation / rank mode: packed (one forward pass over prompt + all answers) or cache (KV cache copied per candidate)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen LLM's activations in backward (saves memory)"})
     llm_quantization: str = field(default="none", metadata={"help": "load the frozen LLM in 8bit or 4bit with bitsandbytes (CUDA; the paper: 8-bit OPT-6.7B) or none"})
     llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
@@ -68,9 +84,27 @@ class Stage2TrainingArguments(ScalingArguments):
     overwrite: bool = field(default=False, metadata={"help": "replace an existing --out directory"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
+    def apply_recipe(self) -> None:
+        """Fill every field left at None from ``RECIPES[self.recipe]``."""
+        if self.recipe not in RECIPES:
+            raise AllmrecError(f"--recipe={self.recipe!r} is invalid: choose one of {', '.join(RECIPES)}")
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
     def validate(self) -> None:
         def bad(name, what):
             raise AllmrecError(f"--{name.replace('_', '-')}={getattr(self, name)!r} is invalid: {what}")
+
+        self.apply_recipe()
+        for name, allowed in (("objective", ("token", "listwise", "token+listwise")), ("listwise_normalization", ("sum", "mean")),
+                              ("targets", ("last", "all")), ("prompt_layout", ("paper", "copy")),
+                              ("input_standardization", ("none", "zscore")), ("lr_schedule", ("constant", "cosine")),
+                              ("soft_token_norm", ("none", "embedding")), ("rank_scoring", ("packed", "cache"))):
+            if getattr(self, name) not in allowed:
+                bad(name, f"choose one of {', '.join(allowed)}")
+        if self.warmup_steps < 0:
+            bad("warmup_steps", "must be >= 0")
 
         for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience"):
             if getattr(self, name) <= 0:
@@ -91,11 +125,30 @@ class Stage2TrainingArguments(ScalingArguments):
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
 
 
+#: ``--recipe`` presets: the value of every field the user leaves unset
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"objective": "token", "listwise_normalization": "mean", "targets": "last", "prompt_layout": "paper",
+              "input_standardization": "none", "soft_token_norm": "none", "lr": 1e-4, "lr_schedule": "constant",
+              "warmup_steps": 0},
+    "listwise": {"objective": "token+listwise", "listwise_normalization": "mean", "targets": "all", "prompt_layout": "copy",
+                 "input_standardization": "zscore", "soft_token_norm": "none", "lr": 1e-3, "lr_schedule": "cosine",
+                 "warmup_steps": 10},
+}
+
+
 # ---------------------------------------------------------------------------------------------- samples
 class Stage2Samples:
-    """Seeded per-epoch training samples (see the module docstring)."""
+    """Seeded per-epoch training samples (see the module docstring): one per user per epoch.
 
-    def __init__(self, dataset, num_negatives: int = 19, seed: int = 0, max_users: int | None = None) -> None:
+    ``targets="all"`` (A-LLMRec_all) draws the target position per (user, epoch) instead of always taking the last
+    item, so over epochs every position of every sequence is used; the negatives avoid the user's whole sequence.
+    """
+
+    def __init__(self, dataset, num_negatives: int = 19, seed: int = 0, max_users: int | None = None,
+                 targets: str = "last") -> None:
+        if targets not in ("last", "all"):
+            raise ValueError(f"targets must be last or all, got {targets!r}")
+        self.targets = targets
         users = dataset.split("users")
         self.num_items = dataset.num_items
         self.num_negatives = num_negatives
@@ -128,6 +181,11 @@ class Stage2Samples:
         seq = self.sequences[index]
         uid = int(self.user_ids[index])
         rng = np.random.default_rng((self.seed, epoch, uid))
+        # last: the last training item (paper); all (A-LLMRec_all): a position 1..len-1 drawn for this (user, epoch),
+        # then the negatives from (seed, epoch, user, position), so each draw depends only on its own key
+        position = len(seq) - 1 if self.targets == "last" else int(rng.integers(1, len(seq)))
+        if self.targets == "all":
+            rng = np.random.default_rng((self.seed, epoch, uid, position))
         seen = self.seen[index]
         if len(seen) + self.num_negatives > self.num_items:
             raise DataError(f"user {uid} has interacted with too many items to draw {self.num_negatives} negatives")
@@ -140,9 +198,9 @@ class Stage2Samples:
                     negatives.append(item)
                     if len(negatives) == self.num_negatives:
                         break
-        target = int(seq[-1])
+        target = int(seq[position])
         candidates = np.array(negatives + [target], dtype=np.int64)[rng.permutation(self.num_negatives + 1)]
-        return {"user_id": uid, "history": seq[:-1], "candidates": candidates, "target": target}
+        return {"user_id": uid, "history": seq[:position], "candidates": candidates, "target": target}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -184,25 +242,54 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         item_joint=tables["joint"], item_text=tables["text"], item_train_count=dataset.item_popularity,
         item_titles=dataset.titles, llm_name_or_path=args.llm,
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
-        soft_token_norm=args.soft_token_norm,
+        soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
+        input_standardization=args.input_standardization, train_objective=args.objective,
+        listwise_normalization=args.listwise_normalization, rank_scoring=args.rank_scoring,
         cf_model_path=str(cf_path), stage1_path=str(args.stage1), dataset_name=dataset.name, allmrec_version=__version__,
     )
+    if args.input_standardization == "zscore":
+        model.set_user_statistics(training_user_representations(model, dataset))
     if args.gradient_checkpointing:
         model.enable_llm_gradient_checkpointing()
     return model
 
 
-def collate(model, samples: list[dict]) -> dict:
-    """Training batch: right-padded prompt + target, labels on target + EOS, CF histories."""
+def training_user_representations(model, dataset, batch_size: int = 256):
+    """x^u of every training user from their training sequence minus its last item (the statistics of zscore)."""
     import torch
 
     from .modeling_allmrec import left_pad_histories
-    from .processing_allmrec import encode_prompts
+
+    users = dataset.split("users")
+    seqs = [list(s)[:-1] for s in users["train"] if len(s) >= 2]
+    if not seqs:
+        raise DataError(f"{dataset.path}: no user has 2+ training items; stage 2 has nothing to train on")
+    out = []
+    for start in range(0, len(seqs), batch_size):
+        out.append(model.user_representation(left_pad_histories(seqs[start:start + batch_size], model.config.cf_max_seq_len)))
+    return torch.cat(out)
+
+
+def collate(model, samples: list[dict]) -> dict:
+    """Training batch with CF histories and either (``train_objective="token"``) the right-padded prompt + target
+    with labels on target + EOS, or (listwise objectives) the left-padded prompt, every candidate's answer tokens
+    ``candidate_input_ids`` / ``candidate_mask`` ``(B, C, L)`` and the target's position ``target_index``."""
+    import torch
+
+    from .llm_scoring import pad_continuations
+    from .modeling_allmrec import left_pad_histories
+    from .processing_allmrec import encode_prompts, encode_target, pad_token_id
 
     builder = model.prompt_builder()
     titles = model.item_titles
     prompts = [builder.build(s["history"], s["candidates"], titles, target_id=s["target"]) for s in samples]
-    batch = encode_prompts(model.tokenizer, prompts, with_targets=True, padding_side="right")
+    if getattr(model.config, "train_objective", "token") == "token":
+        batch = encode_prompts(model.tokenizer, prompts, with_targets=True, padding_side="right")
+    else:
+        batch = encode_prompts(model.tokenizer, prompts, padding_side="left")
+        answers = [[encode_target(model.tokenizer, builder.target_text(titles[int(c)])) for c in s["candidates"]] for s in samples]
+        batch["candidate_input_ids"], batch["candidate_mask"] = pad_continuations(answers, pad_token_id(model.tokenizer))
+        batch["target_index"] = torch.tensor([int(np.flatnonzero(np.asarray(s["candidates"]) == s["target"])[0]) for s in samples])
     batch["cf_input_ids"] = left_pad_histories([s["history"] for s in samples], model.config.cf_max_seq_len)
     batch["user_ids"] = torch.tensor([s["user_id"] for s in samples], dtype=torch.long)
     return batch
@@ -265,7 +352,7 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
     accelerator = build_accelerator(args.mixed_precision)
     with timer("load"):
         dataset = PreparedDataset.load(args.data)
-        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users)
+        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users, targets=args.targets)
         model = build_model(args, dataset, str(accelerator.device))
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
@@ -275,8 +362,17 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         len(samples), samples.skipped, f"{n_trainable:,}", args.llm, model.config.llm_hidden_size,
         accelerator.num_processes, accelerator.mixed_precision,
     )
+    logger.info("stage 2 recipe %s: objective %s (%s), targets %s, layout %s, inputs %s, soft-token norm %s, lr %g %s "
+                "(warm-up %d)", args.recipe, args.objective, args.listwise_normalization, args.targets, args.prompt_layout,
+                args.input_standardization, args.soft_token_norm, args.lr, args.lr_schedule, args.warmup_steps)
     optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.beta1, args.beta2))
+    steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
+    planned = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(args.lr_schedule, args.warmup_steps, planned))
     model, optimizer = prepare_placed(accelerator, args, model, optimizer)
+    # Not through prepare(): accelerate steps a prepared scheduler once per process per step (it assumes per-process
+    # batches), but --batch-size is the global batch here; registered, it is still saved in resumable states.
+    accelerator.register_for_checkpointing(scheduler)
     log: dict[str, Any] = {
         "args": asdict(args),
         "training_users": len(samples),
@@ -290,7 +386,22 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         save_checkpoint=_save,
         validate=lambda core: validation_hit1(core, dataset, args.valid_users, args.seed, args.progress),
     )
-    return run_prompt_training(args, accelerator, model, optimizer, samples, log, timer, hooks)
+    return run_prompt_training(args, accelerator, model, optimizer, samples, log, timer, hooks, scheduler=scheduler)
+
+
+def lr_multiplier(schedule: str, warmup: int, total: int):
+    """``step → factor`` of the base lr: linear warm-up over ``warmup`` steps, then constant or cosine to 10 %."""
+    import math
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
 
 
 def arguments_from_namespace(ns) -> Stage2TrainingArguments:
@@ -298,4 +409,4 @@ def arguments_from_namespace(ns) -> Stage2TrainingArguments:
     return Stage2TrainingArguments(**{k: v for k, v in vars(ns).items() if k in names})
 
 
-__all__ = ["Stage2TrainingArguments", "Stage2Samples", "train_stage2", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace", "TRAINING_LOG"]
+__all__ = ["Stage2TrainingArguments", "Stage2Samples", "RECIPES", "lr_multiplier", "training_user_representations", "train_stage2", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace", "TRAINING_LOG"]

@@ -9,7 +9,7 @@ Distributed and accumulated steps compute *the same update* as one process with 
 
 * the global batch is split across processes (``users[rank::world]``), then each share into
   ``gradient_accumulation_steps`` micro-batches (no gradient sync until the last one: ``no_sync``);
-* each micro-batch's mean token loss is rescaled to ``sum of its token losses × world / tokens in the
+* each micro-batch's mean loss (per target token; per user for the listwise objectives) is rescaled to ``sum of its token losses × world / tokens in the
   global batch`` (the token count is all-reduced first), so after DDP averages the gradients they equal
   the gradient of the global batch's mean token loss — the one-process objective — exactly, not merely
   "averaged per process" (processes hold different numbers of target tokens);
@@ -146,7 +146,9 @@ def run_prompt_training(args, accelerator, model, optimizer, samples, log: dict,
         for m in micro:
             b = hooks.collate(core, [samples.sample(int(i), epoch) for i in m])
             batches.append({k: v.to(accelerator.device) for k, v in b.items()})
-        tokens = [float((b["labels"] != IGNORE_INDEX).sum()) * weight for b in batches]
+        # the loss unit: target tokens for the token loss (paper), users for the listwise objectives
+        tokens = [float(len(b["target_index"]) if "target_index" in b else (b["labels"] != IGNORE_INDEX).sum()) * weight
+                  for b in batches]
         inputs = sum(float(b["attention_mask"].sum()) for b in batches) * weight  # LLM tokens processed (throughput)
         counts = accelerator.reduce(torch.tensor([sum(tokens), inputs], device=accelerator.device), reduction="sum")
         n_global = float(counts[0])
