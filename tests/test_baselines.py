@@ -371,7 +371,8 @@ def test_mlpllm_and_allmrec_differ_only_in_the_alignment_module(inputs, tmp_path
     sa, sm = allmrec.state_dict_without_llm(), mlpllm.state_dict_without_llm()
     assert sa.keys() == sm.keys()
     differ_in_shape = {k for k in sa if sa[k].shape != sm[k].shape}
-    assert differ_in_shape == {"item_projector.fc1.weight", "item_joint", "item_text"}
+    # (+ the per-dimension statistics of those tables under the default input_standardization=zscore)
+    assert differ_in_shape == {"item_projector.fc1.weight", "item_joint", "item_text", "item_mean", "item_std"}
     assert [n for n, p in allmrec.named_parameters() if p.requires_grad] == [n for n, p in mlpllm.named_parameters() if p.requires_grad]
     for k in sa:
         if k.startswith("cf_model."):

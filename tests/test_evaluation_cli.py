@@ -49,7 +49,8 @@ def test_evaluation_uses_exactly_the_stored_candidates(tiny_data, monkeypatch):
     ds = PreparedDataset.load(tiny_data)
     rows = ds.eval_rows("test")
 
-    # Any attempt to draw random numbers during evaluation fails the test.
+    # Any attempt to draw random numbers during evaluation fails the test (the results' bootstrap intervals use their
+    # own explicitly seeded PCG64 generator after scoring, see allmrec.evaluation.statistics).
     def forbidden(*a, **k):
         raise AssertionError("evaluation must not draw random numbers")
 

@@ -530,8 +530,8 @@ def test_copy_layout_puts_item_tokens_before_titles_and_the_user_token_last(toke
     assert bool((ids[:, -1] == m.user_token_id).all())  # right before the answer
     assert int((ids == m.user_token_id).sum()) == 2
     text = m.tokenizer.decode(ids[0][batch["attention_mask"][0].bool()])
-    assert f'[HistoryEmb] "{TITLES[2]}"' in text and f'[CandidateEmb] "{TITLES[6]}"' in text
-    assert text.endswith("The recommendation is[UserRep]")
+    assert f'"[HistoryEmb] {TITLES[2]}"' in text and f'"[CandidateEmb] {TITLES[6]}"' in text
+    assert text.endswith('The recommendation is "[UserRep]')
     # splicing is by mask: the soft tokens land where the placeholders are, in order
     with torch.no_grad():
         embeds = m.embed_prompt(ids, batch["item_ids"], cf_input_ids=cf_inputs(m))

@@ -18,7 +18,8 @@ CONFIDENCE = 0.95
 
 
 def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    # its own seeded generator (= default_rng(seed)): the intervals never touch the candidates or global RNG state
+    return np.random.Generator(np.random.PCG64(seed)).integers(0, n, size=(n_resamples, n))
 
 
 def bootstrap_interval(values: Sequence[float], n_resamples: int = N_RESAMPLES, confidence: float = CONFIDENCE,

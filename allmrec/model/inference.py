@@ -144,7 +144,9 @@ def generate_outputs(model, rows, titles, batch_size=None, item_embedding=None, 
                 user_ids=b.get("user_ids"), item_embedding=item_embedding, max_new_tokens=max_new_tokens,
                 stop_at_answer=stop_at_answer,
             )
-        outputs.extend(model.decoded_answer(t) for t in model.tokenizer.batch_decode(new, skip_special_tokens=True))
+        # A-LLMRec's copy layout puts the opening quote in the prompt; text-only models have no such hook
+        complete = getattr(model, "decoded_answer", None) or (lambda text: text)
+        outputs.extend(complete(t) for t in model.tokenizer.batch_decode(new, skip_special_tokens=True))
     return outputs
 
 

@@ -40,9 +40,9 @@ Scoring (both in ``llm_scoring``, shared with the text-only baselines)
 
 Training loss (``config.train_objective``)
     ``listwise`` / ``token+listwise``: the packed pass scores all candidates and the loss is the cross-entropy of
-    the target among them (plus its token NLL). ``token`` (paper): only target tokens carry loss, so the LLM computes logits only from the position that predicts the
-    first target token on (``logits_to_keep``): the LM head over the prompt is ~20 % of the compute and
-    most of the activation memory. The loss is the mean cross-entropy over target tokens + EOS.
+    the target among them (plus its token NLL). ``token`` (paper): only target tokens carry loss, so the LLM
+    computes logits only from the position that predicts the first target token on (``logits_to_keep``): the
+    LM head over the prompt is ~20 % of the compute and most of the activation memory. The loss is the mean cross-entropy over target tokens + EOS.
 """
 
 from __future__ import annotations

@@ -226,6 +226,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
     from .llm_loading import llm_load_kwargs
     from .modeling_allmrec import ALLMRecForRecommendation, load_llm
 
+    args.apply_recipe()  # callers may pass arguments that were never validated
     s1_cfg, tables = read_stage1(args.stage1)
     cf_path = args.cf_model or s1_cfg.get("cf_model_path")
     if not cf_path:
