@@ -254,3 +254,10 @@ def test_derangement_has_no_fixed_point_and_is_seeded():
 def test_ablate_refuses_models_without_soft_tokens(tiny_data, tmp_path):
     assert main(["evaluate", "--model", "llm:x", "--data", str(tiny_data), "--ablate", "shuffle-users",
                  "--out", str(tmp_path / "x.json")]) == 2
+
+
+@pytest.mark.parametrize("command", [["train", "stage2"], ["train", "mlpllm"], ["train", "tallrec"], ["evaluate"], ["demo"]])
+def test_help_renders(command, capsys):
+    with pytest.raises(SystemExit) as e:  # argparse %-formats help strings: a stray % breaks --help
+        main([*command, "--help"])
+    assert e.value.code == 0 and "usage" in capsys.readouterr().out

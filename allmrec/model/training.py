@@ -59,7 +59,7 @@ class Stage2TrainingArguments(ScalingArguments):
     prompt_layout: str | None = field(default=None, metadata={"help": "paper (user token first, item token after each title) or copy (item token before each title, user token right before the answer)"})
     input_standardization: str | None = field(default=None, metadata={"help": "none (paper) or zscore: standardise x^u and e_i per dimension before F_U / F_I"})
     lr: float | None = field(default=None, metadata={"help": "Adam learning rate (paper: 1e-4; listwise recipe: 1e-3)"})
-    lr_schedule: str | None = field(default=None, metadata={"help": "constant (paper) or cosine (linear warm-up, then cosine decay to 10% over the planned steps)"})
+    lr_schedule: str | None = field(default=None, metadata={"help": "constant (paper) or cosine (linear warm-up, then cosine decay to a tenth of the lr over the planned steps)"})
     warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps (paper: 0; listwise recipe: 10)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
