@@ -9,8 +9,8 @@ Distributed and accumulated steps compute *the same update* as one process with 
 
 * the global batch is split across processes (``users[rank::world]``), then each share into
   ``gradient_accumulation_steps`` micro-batches (no gradient sync until the last one: ``no_sync``);
-* each micro-batch's mean loss (per target token; per user for the listwise objectives) is rescaled to ``sum of its token losses × world / tokens in the
-  global batch`` (the token count is all-reduced first), so after DDP averages the gradients they equal
+* each micro-batch's mean loss (per target token; per user for the listwise objectives) is rescaled to
+  ``sum of its token losses × world / tokens in the global batch`` (the count is all-reduced first), so after DDP averages the gradients they equal
   the gradient of the global batch's mean token loss — the one-process objective — exactly, not merely
   "averaged per process" (processes hold different numbers of target tokens);
 * a process whose share is empty (a last batch smaller than the world) still runs one zero-weighted
