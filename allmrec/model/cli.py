@@ -27,15 +27,7 @@ _REQUIRED = ("data", "stage1", "llm", "out")
 _CHOICES = {
     "prompt_style": ("paper", "official", "fig6"),
     "item_embedding": ("cf", "text", "auto"),
-    "soft_token_norm": ("none", "embedding"),
     "recipe": ("listwise", "paper"),
-    "objective": ("token", "listwise", "token+listwise"),
-    "listwise_normalization": ("sum", "mean"),
-    "targets": ("last", "all"),
-    "prompt_layout": ("paper", "copy"),
-    "input_standardization": ("none", "zscore"),
-    "lr_schedule": ("constant", "cosine"),
-    "rank_scoring": ("packed", "cache"),
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "llm_quantization": ("none", "8bit", "4bit"),
@@ -44,8 +36,9 @@ _CHOICES = {
 
 
 def register_train(sub) -> None:
-    from .training import Stage2TrainingArguments
+    from .training import FIELD_CHOICES, Stage2TrainingArguments
 
+    choices = {**_CHOICES, **FIELD_CHOICES}
     p = sub.add_parser(
         "stage2",
         help="stage 2: project CF user/item embeddings into a frozen LLM (trains F_U and F_I only)",
@@ -63,8 +56,8 @@ def register_train(sub) -> None:
             continue
         kind = {"int": int, "int | None": int, "float": float, "float | None": float}.get(str(f.type), str)
         kwargs = {"dest": f.name, "type": kind, "help": help_text}
-        if f.name in _CHOICES:
-            kwargs["choices"] = _CHOICES[f.name]
+        if f.name in choices:
+            kwargs["choices"] = choices[f.name]
         if f.name in _REQUIRED:
             kwargs["required"] = True
         elif f.default is not MISSING:

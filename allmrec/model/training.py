@@ -97,10 +97,7 @@ class Stage2TrainingArguments(ScalingArguments):
             raise AllmrecError(f"--{name.replace('_', '-')}={getattr(self, name)!r} is invalid: {what}")
 
         self.apply_recipe()
-        for name, allowed in (("objective", ("token", "listwise", "token+listwise")), ("listwise_normalization", ("sum", "mean")),
-                              ("targets", ("last", "all")), ("prompt_layout", ("paper", "copy")),
-                              ("input_standardization", ("none", "zscore")), ("lr_schedule", ("constant", "cosine")),
-                              ("soft_token_norm", ("none", "embedding")), ("rank_scoring", ("packed", "cache"))):
+        for name, allowed in FIELD_CHOICES.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"choose one of {', '.join(allowed)}")
         if self.warmup_steps < 0:
@@ -124,6 +121,13 @@ class Stage2TrainingArguments(ScalingArguments):
         if Path(self.out).exists() and not self.overwrite and not self.resume_from:
             raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
 
+
+#: allowed values of the stage-2 learning fields (validation here, argparse choices in ``model/cli.py``)
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "objective": ("token", "listwise", "token+listwise"), "listwise_normalization": ("sum", "mean"),
+    "targets": ("last", "all"), "prompt_layout": ("paper", "copy"), "input_standardization": ("none", "zscore"),
+    "lr_schedule": ("constant", "cosine"), "soft_token_norm": ("none", "embedding"), "rank_scoring": ("packed", "cache"),
+}
 
 #: ``--recipe`` presets: the value of every field the user leaves unset
 RECIPES: dict[str, dict[str, Any]] = {
