@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -395,7 +396,8 @@ def test_auto_classes_load_the_checkpoint(model, tmp_path, tokenizer):
 @pytest.mark.parametrize(
     "field,value",
     [("domain", "books"), ("prompt_style", "x"), ("item_embedding", "both"), ("history_len", 0),
-     ("rank_normalization", "max"), ("placeholder_handling", "resize"), ("generation_repetition_penalty", 0)],
+     ("rank_normalization", "max"), ("placeholder_handling", "resize"), ("generation_repetition_penalty", 0),
+     ("match_weight", -1.0), ("match_temperature", 0.0)],
 )
 def test_config_validation(field, value):
     with pytest.raises(ALLMRecConfigError, match=field):
@@ -608,3 +610,67 @@ def test_copy_layout_answers_parse_and_stop_at_one_quote(tokenizer):
     table = quote_count_table(tokenizer, 49152)
     ids = torch.tensor([tokenizer(' Fargo (1996)"', add_special_tokens=False)["input_ids"]])
     assert bool(ClosingQuoteCriteria(table, quotes=1)(ids)[0]) and not bool(ClosingQuoteCriteria(table)(ids)[0])
+
+
+def test_matching_loss_adds_the_cosine_cross_entropy_per_user(tokenizer):
+    m = tiny_model(tokenizer, train_objective="listwise", match_weight=0.5, match_temperature=0.2)
+    batch = _candidate_batch(m)
+    without = m(**batch)
+    batch["candidate_item_ids"] = torch.tensor(CANDIDATES)
+    out = m(**batch)
+    # hand computation: O_u = F_U(x^u), O_c = F_I(e_c), CE of the target under cos / temperature
+    x = m.user_representation(cf_inputs(m))
+    o_u = m.user_projector(x)
+    o_c = m.item_projector(m.item_joint[torch.tensor(CANDIDATES)])
+    cos = torch.stack([torch.nn.functional.cosine_similarity(o_u[b].unsqueeze(0), o_c[b], dim=-1) for b in range(2)])
+    match = torch.nn.functional.cross_entropy(cos / 0.2, batch["target_index"])
+    torch.testing.assert_close(out.match_loss, match, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.loss, without.loss + 0.5 * match, rtol=1e-5, atol=1e-5)
+    m.config.match_weight = 0.0
+    torch.testing.assert_close(m(**batch).loss, without.loss)
+
+
+HOSTILE_TITLES = ["[CandidateEmb]", "A [HistoryEmb] B", "[UserRep] Returns", "Sequel <|im_end|>", "<|im_start|>system",
+                  "<|endoftext|>", "</s> and <s>", "<pad> Story", "\x000\x00 marker", "<|reserved_special_token_0|>"]
+
+
+@pytest.mark.parametrize("layout", ["paper", "copy"])
+def test_titles_that_look_like_special_tokens_are_plain_text(tokenizer, layout):
+    """Catalogue text can never become a placeholder or a special token: it ranks and generates like any title."""
+    titles = list(TITLES)
+    for k, hostile in enumerate(HOSTILE_TITLES):
+        titles[k + 1] = hostile
+    m = tiny_model(tokenizer, prompt_layout=layout)
+    m.item_titles = titles
+    special = set(tokenizer.all_special_ids) | {m.user_token_id, m.history_token_id, m.candidate_token_id}
+    builder = m.prompt_builder()
+    prompt = builder.build([1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11], titles, target_id=8)
+    batch = encode_prompts(tokenizer, [prompt], with_targets=True, padding_side="right")
+    ids = batch["input_ids"][0].tolist()
+    assert sum(i == m.history_token_id for i in ids) == 5 and sum(i == m.candidate_token_id for i in ids) == 6
+    assert sum(i == m.user_token_id for i in ids) == 1
+    # the only special ids are the builder's placeholders and the EOS that ends the target
+    n_special = sum(i in special for i in ids)
+    assert n_special == 5 + 6 + 1 + 1 and ids[-1] == tokenizer.eos_token_id
+    for hostile in HOSTILE_TITLES:
+        assert not set(encode_target(tokenizer, builder.target_text(hostile))[:-1]) & special
+    # ranking and generation run and are deterministic; the hostile target is scored like any other candidate
+    ranked = m.recommend([1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11])
+    assert ranked == m.recommend([1, 2, 3, 4, 5], [6, 7, 8, 9, 10, 11])
+    assert sorted(r["item_id"] for r in ranked) == [6, 7, 8, 9, 10, 11]
+    assert all(np.isfinite(r["score"]) for r in ranked)
+    gen = encode_prompts(tokenizer, [builder.build([1, 2, 3], [6, 7, 8], titles)], padding_side="left")
+    new = m.generate_answers(gen["input_ids"], gen["attention_mask"], item_ids=gen["item_ids"],
+                             cf_input_ids=left_pad_histories([[1, 2, 3]], m.config.cf_max_seq_len), max_new_tokens=4)
+    assert new.shape == (1, 4) or new.shape[1] <= 4
+
+
+def test_segment_tokenization_equals_whole_text_tokenization_for_normal_titles(tokenizer):
+    """Cutting the prompt at the builder's placeholders gives the same ids as tokenizing the whole string."""
+    from allmrec.model.processing_allmrec import encode_prompt_ids
+
+    m = tiny_model(tokenizer, prompt_layout="copy")
+    for layout in ("paper", "copy"):
+        m.config.prompt_layout = layout
+        for p in prompts(m, with_targets=True):
+            assert encode_prompt_ids(tokenizer, p) == tokenizer(p.text, add_special_tokens=True)["input_ids"]

@@ -261,3 +261,36 @@ def test_help_renders(command, capsys):
     with pytest.raises(SystemExit) as e:  # argparse %-formats help strings: a stray % breaks --help
         main([*command, "--help"])
     assert e.value.code == 0 and "usage" in capsys.readouterr().out
+
+
+def test_matching_pretraining_is_seeded_lowers_its_loss_and_is_logged(stage2_inputs, tmp_path):
+    from allmrec.model.training import Stage2Samples, Stage2TrainingArguments, build_model, pretrain_matching
+
+    data, s1, llm = stage2_inputs
+    ds = PreparedDataset.load(data)
+    runs = []
+    for i in range(2):
+        args = Stage2TrainingArguments(data=str(data), stage1=str(s1), llm=str(llm), out=str(tmp_path / f"m{i}"))
+        args.validate()
+        torch.manual_seed(0)
+        model = build_model(args, ds, "cpu")
+        llm_before = {k: v.clone() for k, v in model.llm.state_dict().items()}
+        history = pretrain_matching(model, Stage2Samples(ds, 19, 0, targets="all"), ds, epochs=15, lr=1e-2, seed=0,
+                                    valid_users=6, progress=False)
+        assert all(torch.equal(v, model.llm.state_dict()[k]) for k, v in llm_before.items())
+        runs.append((history, model.state_dict_without_llm()))
+    (h0, w0), (h1, w1) = runs
+    assert h0 == h1 and all(torch.equal(w0[k], w1[k]) for k in w0)
+    assert len(h0) == 15 and all(0.0 <= r["valid_match_hit@1"] <= 1.0 for r in h0)
+    assert h0[-1]["loss"] < h0[0]["loss"]
+
+
+def test_matching_loss_needs_a_per_user_objective(stage2_inputs, tmp_path):
+    from allmrec.model.training import Stage2TrainingArguments
+
+    data, s1, _ = stage2_inputs
+    with pytest.raises(AllmrecError, match="--match-weight"):
+        Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "a"), objective="token").validate()
+    ok = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"), objective="token", match_weight=0.0)
+    ok.validate()
+    assert ok.match_pretrain_epochs == 20

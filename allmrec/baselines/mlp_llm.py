@@ -29,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import AllmrecError, CheckpointError
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_json, clean_stale_temporaries
 from ..utils.logging import get_logger
 
 logger = get_logger(__name__)
@@ -60,9 +60,11 @@ def write_identity_alignment(cf_model_path: str | Path, directory: str | Path) -
     table = raw_item_embeddings(cf)
     # Several processes of one launch write the same bytes here: each writes its own temporary file and
     # renames it (atomic), so no reader ever sees a half-written table.
-    tmp = directory / f".item_embeddings.{os.getpid()}.tmp"
+    final = directory / "item_embeddings.safetensors"
+    clean_stale_temporaries(final)
+    tmp = directory / f".{final.name}.tmp-{os.getpid()}"
     save_file({"joint": table, "text": table.clone()}, str(tmp))
-    os.replace(tmp, directory / "item_embeddings.safetensors")
+    os.replace(tmp, final)
     atomic_write_json(directory / "config.json", {
         "model_type": ALIGNMENT_MODEL_TYPE,
         "cf_model_path": str(cf_model_path),

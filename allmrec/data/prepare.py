@@ -122,8 +122,8 @@ def normalise_title(t: str) -> str:
     return re.sub(r"\s+", " ", t.lower()).strip(" \"'.")
 
 
-def _read(o: PrepareOptions):
-    """→ (interactions table, items table, files, fmt, bad lines)."""
+def _read(o: PrepareOptions, notes: list[str]):
+    """→ (interactions table, items table, files, fmt, bad lines); read problems that were tolerated go in ``notes``."""
     from ..assets import resolve_dataset
 
     src = resolve_dataset(o.source)
@@ -139,10 +139,10 @@ def _read(o: PrepareOptions):
     meta = Path(o.meta)
     if not meta.is_file():
         raise DataError(f"meta file {meta} does not exist")
-    inter, bad = read_amazon_reviews(src, fmt, o.skip_bad_lines)
+    inter, bad = read_amazon_reviews(src, fmt, o.skip_bad_lines, notes)
     wanted = set(pa.compute.unique(inter.column("item")).to_pylist())
     items, bad_meta = read_amazon_meta(
-        meta, fmt, wanted, o.description, o.max_title_chars, o.max_description_chars, o.skip_bad_lines
+        meta, fmt, wanted, o.description, o.max_title_chars, o.max_description_chars, o.skip_bad_lines, notes
     )
     return inter, items, [src, meta], fmt, bad + bad_meta
 
@@ -175,8 +175,11 @@ def prepare(options: PrepareOptions, out: str | Path, overwrite: bool = False, p
         return now
 
     t = time.perf_counter()
-    inter, meta, files, fmt, bad = _read(o)
+    read_notes: list[str] = []
+    inter, meta, files, fmt, bad = _read(o, read_notes)
     t = tick("read", t)
+    for note in read_notes:  # e.g. a truncated download kept in part under --skip-bad-lines: said, never silent
+        logger.warning("%s: kept the lines read before the cut; re-download for the full data", note)
     n_raw = inter.num_rows
     log("read %s (%s): %d interactions, %d meta rows, %d bad lines skipped", o.name, fmt, n_raw, meta.num_rows, bad)
     if n_raw == 0:
@@ -396,6 +399,7 @@ def prepare(options: PrepareOptions, out: str | Path, overwrite: bool = False, p
         "inputs": [{"path": str(f), "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files],
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(o).items()},
         "counts": counts,
+        "read_warnings": read_notes,
         "id_scheme": "users and items numbered 1..N by first appearance in the input file among kept interactions; 0 = padding",
         "order": "stable sort by (user, timestamp); equal timestamps keep input-file order",
         "split": "leave-one-out: train = seq[:-2], valid = seq[-2], test = seq[-1]; users with < 3 interactions: train only",

@@ -24,9 +24,7 @@ number for the error message (or skips bad lines with ``skip_bad_lines``).
 from __future__ import annotations
 
 import ast
-import gzip
 import html
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
+from .lines import LineStats, read_lines
 
 FORMATS = ("amazon2014", "amazon2018", "amazon2023", "recbole")
 
@@ -51,32 +50,23 @@ class RawData:
 
 
 # ---------------------------------------------------------------------------- file helpers
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, "r", encoding="utf-8", errors="replace")
-
-
 def _input_stream(path: Path):
     return pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
 
 
 def _first_record(path: Path) -> dict:
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
+    for lineno, line in read_lines(path):
+        line = line.strip()
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
             try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                try:
-                    rec = ast.literal_eval(line)
-                    if isinstance(rec, dict):
-                        return rec
-                except (ValueError, SyntaxError):
-                    pass
-                raise DataError(f"{path}:{lineno}: not a JSON (or Python dict) line; is this a review file?")
+                rec = ast.literal_eval(line)
+                if isinstance(rec, dict):
+                    return rec
+            except (ValueError, SyntaxError):
+                pass
+            raise DataError(f"{path}:{lineno}: not a JSON (or Python dict) line; is this a review file?")
     raise DataError(f"{path} is empty")
 
 
@@ -105,30 +95,27 @@ _REVIEW_FIELDS = {
 }
 
 
-def _reviews_python(path: Path, fmt: str, skip_bad_lines: bool) -> tuple[pa.Table, int]:
+def _reviews_python(path: Path, fmt: str, skip_bad_lines: bool, stats: LineStats) -> tuple[pa.Table, int]:
     """Slow path: one line at a time, for exact error lines and --skip-bad-lines."""
     uf, itf, tf, rf, _ = _REVIEW_FIELDS[fmt]
     cols = {"user": [], "item": [], "timestamp": [], "rating": []}
     bad = 0
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                u, it, t = rec[uf], rec[itf], rec[tf]
-                r = rec.get(rf)
-                cols["user"].append(str(u))
-                cols["item"].append(str(it))
-                cols["timestamp"].append(int(t))
-                cols["rating"].append(float(r) if r is not None else float("nan"))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                if not skip_bad_lines:
-                    what = f"missing field {e}" if isinstance(e, KeyError) else type(e).__name__
-                    raise DataError(
-                        f"{path}:{lineno}: malformed review line ({what}); fix the file or pass --skip-bad-lines"
-                    ) from None
-                bad += 1
+    for lineno, line in read_lines(path, skip_bad_lines, stats):
+        try:
+            rec = json.loads(line)
+            u, it, t = rec[uf], rec[itf], rec[tf]
+            r = rec.get(rf)
+            cols["user"].append(str(u))
+            cols["item"].append(str(it))
+            cols["timestamp"].append(int(t))
+            cols["rating"].append(float(r) if r is not None else float("nan"))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            if not skip_bad_lines:
+                what = f"missing field {e}" if isinstance(e, KeyError) else type(e).__name__
+                raise DataError(
+                    f"{path}:{lineno}: malformed review line ({what}); fix the file or pass --skip-bad-lines"
+                ) from None
+            bad += 1
     table = pa.table(
         {
             "user": pa.array(cols["user"], pa.string()),
@@ -137,11 +124,15 @@ def _reviews_python(path: Path, fmt: str, skip_bad_lines: bool) -> tuple[pa.Tabl
             "rating": pa.array(cols["rating"], pa.float32()),
         }
     )
-    return table, bad
+    return table, bad + stats.bad
 
 
-def read_amazon_reviews(path: Path, fmt: str, skip_bad_lines: bool = False) -> tuple[pa.Table, int]:
-    """Review file → Arrow table (user, item, timestamp[s], rating) in file order; returns (table, bad lines)."""
+def read_amazon_reviews(path: Path, fmt: str, skip_bad_lines: bool = False,
+                        notes: list[str] | None = None) -> tuple[pa.Table, int]:
+    """Review file → Arrow table (user, item, timestamp[s], rating) in file order; returns (table, bad lines).
+
+    A truncated file read with ``skip_bad_lines`` appends its message to ``notes`` (it is never read in part silently).
+    """
     import pyarrow.json as pj
 
     uf, itf, tf, rf, div = _REVIEW_FIELDS[fmt]
@@ -155,6 +146,7 @@ def read_amazon_reviews(path: Path, fmt: str, skip_bad_lines: bool = False) -> t
         for name in (uf, itf, tf):
             if t.column(name).null_count:
                 raise pa.ArrowInvalid(f"null {name}")
+        t.validate(full=True)  # Arrow's JSON reader does not check UTF-8; the line-by-line pass names the bad line
         table = pa.table(
             {
                 "user": t.column(uf),
@@ -167,7 +159,10 @@ def read_amazon_reviews(path: Path, fmt: str, skip_bad_lines: bool = False) -> t
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
         # Arrow's message has no reliable line number: re-read line by line to name the line
         # (or to skip bad lines when asked).
-        table, bad = _reviews_python(path, fmt, skip_bad_lines)
+        stats = LineStats()
+        table, bad = _reviews_python(path, fmt, skip_bad_lines, stats)
+        if stats.truncated and notes is not None:
+            notes.append(stats.truncated)
     if div != 1:
         table = table.set_column(2, "timestamp", pa.array(np.asarray(table.column("timestamp")) // div))
     return table, bad
@@ -205,7 +200,8 @@ def _description_value(d: object, mode: str) -> object:
 
 
 def read_amazon_meta(
-    path: Path, fmt: str, wanted: set[str] | None, description: str, max_title: int, max_desc: int, skip_bad_lines: bool
+    path: Path, fmt: str, wanted: set[str] | None, description: str, max_title: int, max_desc: int, skip_bad_lines: bool,
+    notes: list[str] | None = None,
 ) -> tuple[pa.Table, int]:
     """Meta file → Arrow table (item, title, description). Only items in ``wanted`` are kept.
 
@@ -215,33 +211,33 @@ def read_amazon_meta(
     key = "parent_asin" if fmt == "amazon2023" else "asin"
     items, titles, descs = [], [], []
     bad = 0
-    with _open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    stats = LineStats()
+    for lineno, line in read_lines(path, skip_bad_lines, stats):
+        try:
             try:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    rec = ast.literal_eval(line)
-                if not isinstance(rec, dict):
-                    raise ValueError("not a dict")
-                it = rec[key]
-            except (ValueError, SyntaxError, KeyError, TypeError, MemoryError):
-                if not skip_bad_lines:
-                    raise DataError(
-                        f"{path}:{lineno}: malformed meta line (expected a JSON object or Python dict with '{key}'); "
-                        "fix the file or pass --skip-bad-lines"
-                    ) from None
-                bad += 1
-                continue
-            it = str(it)
-            if wanted is not None and it not in wanted:
-                continue
-            items.append(it)
-            titles.append(clean_text(rec.get("title"), max_title))
-            descs.append(clean_text(_description_value(rec.get("description"), description), max_desc))
-    return pa.table({"item": items, "title": pa.array(titles, pa.string()), "description": pa.array(descs, pa.string())}), bad
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                rec = ast.literal_eval(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not a dict")
+            it = rec[key]
+        except (ValueError, SyntaxError, KeyError, TypeError, MemoryError):
+            if not skip_bad_lines:
+                raise DataError(
+                    f"{path}:{lineno}: malformed meta line (expected a JSON object or Python dict with '{key}'); "
+                    "fix the file or pass --skip-bad-lines"
+                ) from None
+            bad += 1
+            continue
+        it = str(it)
+        if wanted is not None and it not in wanted:
+            continue
+        items.append(it)
+        titles.append(clean_text(rec.get("title"), max_title))
+        descs.append(clean_text(_description_value(rec.get("description"), description), max_desc))
+    if stats.truncated and notes is not None:
+        notes.append(stats.truncated)
+    return pa.table({"item": items, "title": pa.array(titles, pa.string()), "description": pa.array(descs, pa.string())}), bad + stats.bad
 
 
 # ---------------------------------------------------------------------------- RecBole atomic files

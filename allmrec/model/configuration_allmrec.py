@@ -112,6 +112,19 @@ class ALLMRecConfig(PretrainedConfig):
         listwise_normalization (`str`, defaults to ``"mean"``):
             The candidate score inside the listwise loss: ``sum`` (log P(answer)) or ``mean`` (per-token mean, which
             does not favour short titles).
+        match_weight (`float`, defaults to 0.0):
+            Weight of an auxiliary matching loss in stage 2 (not in the paper; 0 = off): the cross-entropy of the
+            target among the candidates under cos(O_u, O_i) / ``match_temperature``, i.e. F_U and F_I are asked to
+            place the next item's soft token nearest the user token. It needs no LLM pass and gives the projectors
+            the CF model's ranking directly; the copy layout lets the LLM read it by matching. Used with the
+            listwise objectives (the loss is per user).
+        match_temperature (`float`, defaults to 0.1):
+            Temperature of the matching loss's cosine scores.
+        user_token_teacher (`float`, defaults to 0.0):
+            Training only (not in the paper; 0 = off): the probability that a training prompt's user token is the
+            target item's own O_i instead of O_u. The LLM loss then teaches F_I soft tokens that the frozen LLM can
+            copy a title from by matching (``"[CandidateEmb] T" ... "[UserRep]`` → ``T``), while the matching loss
+            teaches F_U to put O_u where O_target is. Inference always uses O_u.
         rank_scoring (`str`, defaults to ``"packed"``):
             How rank mode computes the candidates' likelihoods: ``packed`` (one forward pass over the prompt and all
             answers with a block attention mask) or ``cache`` (the prompt's KV cache copied per candidate). Equal
@@ -168,6 +181,9 @@ class ALLMRecConfig(PretrainedConfig):
         train_objective: str = "token",
         listwise_normalization: str = "mean",
         rank_scoring: str = "packed",
+        match_weight: float = 0.0,
+        match_temperature: float = 0.1,
+        user_token_teacher: float = 0.0,
         cf_model_path: str | None = None,
         stage1_path: str | None = None,
         dataset_name: str | None = None,
@@ -202,6 +218,9 @@ class ALLMRecConfig(PretrainedConfig):
         self.train_objective = train_objective
         self.listwise_normalization = listwise_normalization
         self.rank_scoring = rank_scoring
+        self.match_weight = float(match_weight)
+        self.match_temperature = float(match_temperature)
+        self.user_token_teacher = float(user_token_teacher)
         self.cf_model_path = cf_model_path
         self.stage1_path = stage1_path
         self.dataset_name = dataset_name
@@ -247,6 +266,12 @@ class ALLMRecConfig(PretrainedConfig):
                               ("rank_scoring", RANK_SCORINGS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"choose one of {', '.join(allowed)}")
+        if not self.match_weight >= 0:
+            bad("match_weight", "must be >= 0 (0 = no matching loss)")
+        if not self.match_temperature > 0:
+            bad("match_temperature", "must be > 0")
+        if not 0.0 <= self.user_token_teacher <= 1.0:
+            bad("user_token_teacher", "must be a probability in [0, 1]")
         if self.cf_config is not None and "model_type" not in self.cf_config:
             bad("cf_config", "must be the CF model's config dict including its model_type")
 

@@ -190,12 +190,14 @@ class ALLMRecOutput(ModelOutput):
         logits: the LLM's logits ``(B, T, V)`` (or the kept last positions); None on the candidate path.
         cache: the LLM's KV cache (``use_cache=True``).
         candidate_scores: ``(B, C)`` answer scores (``config.listwise_normalization``) on the candidate path.
+        match_loss: the matching loss before ``config.match_weight`` (when it was computed).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     cache: object | None = None
     candidate_scores: torch.Tensor | None = None
+    match_loss: torch.Tensor | None = None
 
 
 class ALLMRecPreTrainedModel(PreTrainedModel):
@@ -444,8 +446,12 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         cf_input_ids: torch.LongTensor | None = None,
         user_ids: torch.LongTensor | None = None,
         item_embedding: str | None = None,
+        user_tokens: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Token embeddings with O_u and O_i written at their placeholders → ``(B, T, H)``.
+
+        ``user_tokens`` ``(B, H)``: vectors written at the user token as they are, instead of F_U(x^u) (training's
+        teacher forcing, see ``config.user_token_teacher``).
 
         ``item_ids`` ``(B, P)`` lists, per row and in order of appearance, the item of every
         ``[HistoryEmb]``/``[CandidateEmb]`` token (-1 = padding). Raises ``ValueError`` when a row's
@@ -466,15 +472,17 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
                     f"every prompt needs exactly one user token {self.config.user_token!r}; found per row "
                     f"{users_per_row.tolist()}"
                 )
-            if user_embeds is None:
+            if user_tokens is not None:
+                o_u = user_tokens
+            elif user_embeds is None:
                 if cf_input_ids is None:
                     raise ValueError("the prompt has a user token: pass cf_input_ids (item history) or user_embeds")
                 user_embeds = self.user_representation(cf_input_ids, user_ids)
-            user_embeds = user_embeds.to(device=embeds.device)
-            if user_embeds.shape[0] != input_ids.shape[0]:
-                raise ValueError(f"{user_embeds.shape[0]} user representations for {input_ids.shape[0]} prompts")
-            user_embeds = self._standardize_users(user_embeds.float())
-            o_u = self._scale_soft_tokens(self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype))).to(embeds.dtype)
+            if user_tokens is None:
+                o_u = self.project_users(user_embeds.to(device=embeds.device))
+            if o_u.shape[0] != input_ids.shape[0]:
+                raise ValueError(f"{o_u.shape[0]} user representations for {input_ids.shape[0]} prompts")
+            o_u = o_u.to(device=embeds.device, dtype=embeds.dtype)
             embeds = embeds.masked_scatter(user_mask.unsqueeze(-1).expand_as(embeds), o_u)
 
         n_placeholders = item_mask.sum(1)
@@ -489,10 +497,32 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
                 f"item ids per row {n_vectors.tolist()}"
             )
         if bool(valid.any()):
-            latents = self.item_latents(item_ids[valid], item_embedding)  # row-major = order of appearance
-            o_i = self._scale_soft_tokens(self.item_projector(latents.to(self.item_projector.fc1.weight.dtype))).to(embeds.dtype)
+            o_i = self.project_items(item_ids[valid], item_embedding).to(embeds.dtype)  # row-major = order of appearance
             embeds = embeds.masked_scatter(item_mask.unsqueeze(-1).expand_as(embeds), o_i)
         return embeds
+
+    def project_users(self, user_embeds: torch.Tensor) -> torch.Tensor:
+        """O_u = F_U(x^u) (after the optional standardisation and rescaling): ``(B, d)`` → ``(B, H)``."""
+        user_embeds = self._standardize_users(user_embeds.float())
+        return self._scale_soft_tokens(self.user_projector(user_embeds.to(self.user_projector.fc1.weight.dtype)))
+
+    def project_items(self, item_ids: torch.LongTensor, item_embedding: str | None = None) -> torch.Tensor:
+        """O_i = F_I(e_i) for any shape of item ids: ``(...)`` → ``(..., H)``."""
+        latents = self.item_latents(item_ids.reshape(-1), item_embedding)
+        o_i = self._scale_soft_tokens(self.item_projector(latents.to(self.item_projector.fc1.weight.dtype)))
+        return o_i.reshape(*item_ids.shape, -1)
+
+    def match_scores(self, user_embeds: torch.Tensor, candidate_item_ids: torch.LongTensor,
+                     item_embedding: str | None = None) -> torch.Tensor:
+        """Cosine of O_u with each candidate's O_i over ``match_temperature``: ``(B, d)``, ``(B, C)`` → ``(B, C)``.
+
+        The auxiliary matching loss (``match_weight``) is the cross-entropy of the target under these scores: it asks
+        F_U and F_I to put the next item's soft token closest to the user token, which is the pattern the copy layout
+        lets the LLM's induction heads complete (``"[CandidateEmb] T" ... "[UserRep]`` → ``T``).
+        """
+        o_u = self.project_users(user_embeds)
+        o_c = self.project_items(candidate_item_ids.to(self.item_joint.device), item_embedding).to(o_u.device)
+        return nn.functional.cosine_similarity(o_u.unsqueeze(1).float(), o_c.float(), dim=-1) / self.config.match_temperature
 
     def _scale_soft_tokens(self, vectors: torch.Tensor) -> torch.Tensor:
         """``soft_token_norm="embedding"``: rescale each projected vector to the LLM's mean token-embedding norm."""
@@ -520,6 +550,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         candidate_input_ids: torch.LongTensor | None = None,
         candidate_mask: torch.LongTensor | None = None,
         target_index: torch.LongTensor | None = None,
+        candidate_item_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> ALLMRecOutput:
         """Splice the soft tokens and run the frozen LLM; with ``labels`` the loss is the LLM's shifted
@@ -529,11 +560,31 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         ``target_index`` ``(B,)``, the prompt batch must be **left-padded** and the loss is
         ``config.train_objective`` from one packed pass over prompt + answers
         (:func:`~.llm_scoring.packed_continuation_logprobs`): ``listwise`` = cross-entropy of the target among the
-        C answer scores, ``token`` = the target answer's mean token NLL, ``token+listwise`` = both, per user.
+        C answer scores, ``token`` = the target answer's mean token NLL, ``token+listwise`` = both, per user. With
+        ``candidate_item_ids`` ``(B, C)`` (the candidates' item ids, in the same order) and ``config.match_weight`` > 0,
+        ``match_weight`` × the matching loss (:meth:`match_scores`) is added per user.
         """
-        inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
+        teacher = self.training and candidate_item_ids is not None and self.config.user_token_teacher > 0
+        if candidate_item_ids is not None and (self.config.match_weight > 0 or teacher) and user_embeds is None:
+            user_embeds = self.user_representation(cf_input_ids, user_ids)  # computed once for the prompt and the match
+        user_tokens = None
+        if teacher:  # some prompts get the target's own O_i as user token (teacher forcing the copy)
+            if target_index is None:
+                raise ValueError("user_token_teacher needs target_index with candidate_item_ids")
+            o_u = self.project_users(user_embeds)
+            rows = torch.arange(candidate_item_ids.shape[0])
+            o_target = self.project_items(candidate_item_ids[rows, target_index.cpu()]).to(o_u.device)
+            forced = (torch.rand(o_u.shape[0]) < self.config.user_token_teacher).to(o_u.device).unsqueeze(-1)
+            user_tokens = torch.where(forced, o_target.to(o_u.dtype), o_u)
+        inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding,
+                                          user_tokens=user_tokens)
         if candidate_input_ids is not None:
-            return self._candidate_loss(inputs_embeds, attention_mask, candidate_input_ids, candidate_mask, target_index)
+            out = self._candidate_loss(inputs_embeds, attention_mask, candidate_input_ids, candidate_mask, target_index)
+            if candidate_item_ids is not None and self.config.match_weight > 0:
+                match = self.match_scores(user_embeds, candidate_item_ids, item_embedding)
+                out.match_loss = nn.functional.cross_entropy(match, target_index.to(match.device))
+                out.loss = out.loss + self.config.match_weight * out.match_loss.to(out.loss.device)
+            return out
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long)
         attention_mask = attention_mask.to(inputs_embeds.device)

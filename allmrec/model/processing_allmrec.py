@@ -69,11 +69,51 @@ def pad_token_id(tokenizer) -> int:
     return int(pid)
 
 
+def encode_plain_text(tokenizer, text: str) -> list[int]:
+    """Token ids of catalogue-derived text in which no string becomes a special or added token.
+
+    ``split_special_tokens=True``: a title containing ``[CandidateEmb]``, ``<|im_end|>``, ``</s>`` or a chat-template
+    marker is tokenized as the characters it is, like any other title, so it can neither add a soft-token position
+    nor end or reshape the prompt.
+    """
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def special_affixes(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids the tokenizer adds before / after a text with ``add_special_tokens=True`` (e.g. Llama's BOS)."""
+    probe = "x"
+    plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    full = list(tokenizer(probe, add_special_tokens=True)["input_ids"])
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start], full[start + len(plain):]
+    return [], []
+
+
+def encode_prompt_ids(tokenizer, prompt: Prompt, affixes: tuple[list[int], list[int]] | None = None) -> list[int]:
+    """A prompt's ids: the tokenizer's special prefix, each text piece as plain text, each placeholder as its token."""
+    if not prompt.segments:  # a prompt made by hand, without the builder's segments
+        return list(tokenizer(prompt.text, add_special_tokens=True)["input_ids"])
+    prefix, suffix = affixes if affixes is not None else special_affixes(tokenizer)
+    ids = list(prefix)
+    for piece, is_placeholder in prompt.segments:
+        if is_placeholder:
+            token_id = tokenizer.convert_tokens_to_ids(piece)
+            if token_id is None or token_id == tokenizer.unk_token_id:
+                raise ALLMRecCheckpointError(f"placeholder {piece!r} is not a token of this tokenizer; load the "
+                                             "tokenizer through the model (it adds the placeholders)")
+            ids.append(int(token_id))
+        else:
+            ids.extend(encode_plain_text(tokenizer, piece))
+    return ids + list(suffix)
+
+
 def encode_target(tokenizer, text: str) -> list[int]:
-    """Token ids of a target / candidate continuation: the text's tokens + EOS."""
+    """Token ids of a target / candidate continuation: the text's tokens (plain text, see
+    :func:`encode_plain_text`) + EOS."""
     if tokenizer.eos_token_id is None:
         raise ALLMRecCheckpointError("the tokenizer has no EOS token; A-LLMRec needs one to end the answer")
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
+    return encode_plain_text(tokenizer, text) + [int(tokenizer.eos_token_id)]
 
 
 def _pad_rows(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
@@ -100,11 +140,12 @@ def encode_prompts(
     Returns ``input_ids`` / ``attention_mask`` ``(B, T)``, ``item_ids`` ``(B, P)`` (the item behind every
     item placeholder in order, padded with -1), and with ``with_targets`` also ``labels`` ``(B, T)``.
     The prompt is tokenized with the tokenizer's special tokens (a BOS if it adds one), the target
-    without, followed by EOS.
+    without, followed by EOS; item text is always plain text (:func:`encode_prompt_ids`).
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    prompt_ids = tokenizer([p.text for p in prompts], add_special_tokens=True)["input_ids"]
+    affixes = special_affixes(tokenizer)
+    prompt_ids = [encode_prompt_ids(tokenizer, p, affixes) for p in prompts]
     rows, label_rows = [], []
     for p, ids in zip(prompts, prompt_ids):
         ids = list(ids)
@@ -133,5 +174,8 @@ __all__ = [
     "setup_placeholder_tokens",
     "pad_token_id",
     "encode_target",
+    "encode_plain_text",
+    "encode_prompt_ids",
+    "special_affixes",
     "encode_prompts",
 ]

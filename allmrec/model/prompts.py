@@ -53,6 +53,7 @@ the previous. Recommend one next movie for this user to watch next from the foll
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -97,6 +98,9 @@ class Prompt:
     candidate_ids: tuple[int, ...]
     target: str | None = None
     has_user_token: bool = True
+    #: the text cut into ``(piece, is_placeholder)``: placeholders are the ones the builder wrote, never a string that
+    #: happens to occur in a title, so catalogue text cannot add or remove soft-token positions (see ``encode_prompts``)
+    segments: tuple[tuple[str, bool], ...] = ()
 
     @property
     def item_ids(self) -> tuple[int, ...]:
@@ -208,15 +212,34 @@ class PromptBuilder:
             raise ValueError("a prompt needs at least one candidate item")
         if target_id is not None and int(target_id) not in cands:
             raise ValueError(f"target item {target_id} is not among the candidates {list(cands)}")
+        # Rendered with a marker per title first, so that only the builder's own placeholders are cut out below;
+        # the titles (untrusted catalogue text) are put back into the text pieces afterwards, never re-scanned.
+        shown = [titles[i] for i in hist] + [titles[i] for i in cands]
+        markers = [f"\x00{k}\x00" for k in range(len(shown))]
         text = self._user_sentence() + self._sentences(
-            self._list([titles[i] for i in hist], self.history_token),
-            self._list([titles[i] for i in cands], self.candidate_token),
+            self._list(markers[:len(hist)], self.history_token),
+            self._list(markers[len(hist):], self.candidate_token),
         )
         if self.soft_tokens and self.layout == "copy":
             # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
             text = text.rstrip() + ' "' + self.user_token
+        segments = self._segments(text, shown)
         target = None if target_id is None else self.target_text(titles[int(target_id)])
-        return Prompt(text=text, history_ids=hist, candidate_ids=cands, target=target, has_user_token=self.soft_tokens)
+        return Prompt(text="".join(piece for piece, _ in segments), history_ids=hist, candidate_ids=cands,
+                      target=target, has_user_token=self.soft_tokens, segments=segments)
+
+    def _segments(self, marked: str, shown: Sequence[str]) -> tuple[tuple[str, bool], ...]:
+        placeholders = (self.user_token, self.history_token, self.candidate_token) if self.soft_tokens else ()
+        pattern = "(" + "|".join(re.escape(t) for t in placeholders) + ")" if placeholders else None
+        parts = re.split(pattern, marked) if pattern else [marked]
+        fill = re.compile("\x00(\\d+)\x00")
+        out = []
+        for k, part in enumerate(parts):
+            if k % 2 == 1:  # re.split with one group: odd parts are the separators (placeholders)
+                out.append((part, True))
+            elif part:
+                out.append((fill.sub(lambda m: shown[int(m.group(1))], part), False))
+        return tuple(out)
 
     def build_from_titles(self, history_titles: Sequence[str], candidate_titles: Sequence[str]) -> Prompt:
         """Render a text-only prompt from titles (no ids): only valid without soft tokens."""

@@ -61,6 +61,10 @@ class Stage2TrainingArguments(ScalingArguments):
     lr: float | None = field(default=None, metadata={"help": "Adam learning rate (paper: 1e-4; listwise recipe: 1e-3)"})
     lr_schedule: str | None = field(default=None, metadata={"help": "constant (paper) or cosine (linear warm-up, then cosine decay to a tenth of the lr over the planned steps)"})
     warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps (paper: 0; listwise recipe: 10)"})
+    match_weight: float | None = field(default=None, metadata={"help": "weight of the auxiliary matching loss, CE of the target under cos(O_u, O_i) / temperature (paper: 0; listwise recipe: 1; needs a listwise objective)"})
+    match_temperature: float = field(default=0.1, metadata={"help": "temperature of the matching loss"})
+    user_token_teacher: float | None = field(default=None, metadata={"help": "probability that a training prompt's user token is the target's own O_i (teacher forcing the copy; paper: 0; listwise recipe: 0.5; needs a listwise objective)"})
+    match_pretrain_epochs: int | None = field(default=None, metadata={"help": "epochs of the matching loss alone (no LLM pass, ~1 s each) before the LLM steps (paper: 0; listwise recipe: 20)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
     num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
@@ -100,8 +104,17 @@ class Stage2TrainingArguments(ScalingArguments):
         for name, allowed in FIELD_CHOICES.items():
             if getattr(self, name) not in allowed:
                 bad(name, f"choose one of {', '.join(allowed)}")
-        if self.warmup_steps < 0:
-            bad("warmup_steps", "must be >= 0")
+        for name in ("warmup_steps", "match_weight", "match_pretrain_epochs"):
+            if getattr(self, name) < 0:
+                bad(name, "must be >= 0")
+        if self.match_temperature <= 0:
+            bad("match_temperature", "must be > 0")
+        if self.match_weight > 0 and self.objective == "token":
+            bad("match_weight", "the matching loss is per user: use it with --objective listwise or token+listwise, or pass --match-weight 0")
+        if not 0.0 <= self.user_token_teacher <= 1.0:
+            bad("user_token_teacher", "must be a probability in [0, 1]")
+        if self.user_token_teacher > 0 and self.objective == "token":
+            bad("user_token_teacher", "needs the candidates' item ids: use --objective listwise or token+listwise, or pass --user-token-teacher 0")
 
         for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience"):
             if getattr(self, name) <= 0:
@@ -133,10 +146,10 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"objective": "token", "listwise_normalization": "mean", "targets": "last", "prompt_layout": "paper",
               "input_standardization": "none", "soft_token_norm": "none", "lr": 1e-4, "lr_schedule": "constant",
-              "warmup_steps": 0},
+              "warmup_steps": 0, "match_weight": 0.0, "match_pretrain_epochs": 0, "user_token_teacher": 0.0},
     "listwise": {"objective": "token+listwise", "listwise_normalization": "mean", "targets": "all", "prompt_layout": "copy",
                  "input_standardization": "zscore", "soft_token_norm": "none", "lr": 1e-3, "lr_schedule": "cosine",
-                 "warmup_steps": 10},
+                 "warmup_steps": 10, "match_weight": 1.0, "match_pretrain_epochs": 20, "user_token_teacher": 0.5},
 }
 
 
@@ -250,6 +263,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
         input_standardization=args.input_standardization, train_objective=args.objective,
         listwise_normalization=args.listwise_normalization, rank_scoring=args.rank_scoring,
+        match_weight=args.match_weight, match_temperature=args.match_temperature, user_token_teacher=args.user_token_teacher,
         cf_model_path=str(cf_path), stage1_path=str(args.stage1), dataset_name=dataset.name, allmrec_version=__version__,
     )
     if args.input_standardization == "zscore":
@@ -295,9 +309,72 @@ def collate(model, samples: list[dict]) -> dict:
         answers = [[encode_target(model.tokenizer, builder.target_text(titles[int(c)])) for c in s["candidates"]] for s in samples]
         batch["candidate_input_ids"], batch["candidate_mask"] = pad_continuations(answers, pad_token_id(model.tokenizer))
         batch["target_index"] = torch.tensor([int(np.flatnonzero(np.asarray(s["candidates"]) == s["target"])[0]) for s in samples])
+        batch["candidate_item_ids"] = torch.as_tensor(np.stack([np.asarray(s["candidates"], dtype=np.int64) for s in samples]))
     batch["cf_input_ids"] = left_pad_histories([s["history"] for s in samples], model.config.cf_max_seq_len)
     batch["user_ids"] = torch.tensor([s["user_id"] for s in samples], dtype=torch.long)
     return batch
+
+
+#: sampler epochs used by the matching pre-training (far from any real epoch number)
+MATCH_EPOCH_OFFSET = 1_000_000
+
+
+def pretrain_matching(model, samples: Stage2Samples, dataset, epochs: int, lr: float, seed: int, batch_size: int = 32,
+                      valid_users: int = 200, progress: bool = True) -> list[dict]:
+    """Fit F_U / F_I to the matching loss alone (no LLM pass) for ``epochs`` passes over ``samples``.
+
+    The same seeded sampler as the LLM steps, at epochs ``MATCH_EPOCH_OFFSET + e`` (so the LLM epochs see other
+    draws). Cheap: one epoch of ml-100k is ~1 s on 2 cores, against ~20 s for
+    one LLM step. Returns one record per epoch with the mean loss and the token-space Hit@1 (the candidate with
+    the highest cos(O_u, O_i)) on a seeded subset of validation users: the ceiling of what the LLM can read by matching.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..evaluation.subsets import subset_rows
+    from .modeling_allmrec import left_pad_histories
+
+    torch.manual_seed(seed)
+    params = list(model.user_projector.parameters()) + list(model.item_projector.parameters())
+    optimizer = torch.optim.Adam(params, lr=lr)
+    rows = subset_rows(dataset.eval_rows("valid"), valid_users, seed) if valid_users else None
+
+    def users_of(histories, user_ids):
+        return model.user_representation(left_pad_histories(histories, model.config.cf_max_seq_len),
+                                         torch.as_tensor(np.asarray(user_ids), dtype=torch.long))
+
+    def valid_hit1() -> float | None:
+        if rows is None or not len(rows["user_id"]):
+            return None
+        with torch.no_grad():
+            scores = model.match_scores(users_of(list(rows["history"]), rows["user_id"]), torch.as_tensor(rows["candidates"]))
+        return float((scores.argmax(1).numpy() == np.asarray(rows["target_index"])).mean())
+
+    history = []
+    was_training = model.training
+    model.eval()  # dropout-free projectors as in the LLM steps' frozen modules; the projectors still get gradients
+    try:
+        for epoch in tqdm(range(epochs), desc="matching", unit="epoch", disable=not progress, leave=False):
+            key = MATCH_EPOCH_OFFSET + epoch
+            draws = [samples.sample(int(i), key) for i in samples.epoch_order(key)]
+            x = users_of([d["history"] for d in draws], [d["user_id"] for d in draws])
+            cands = torch.as_tensor(np.stack([d["candidates"] for d in draws]))
+            target = torch.tensor([int(np.flatnonzero(d["candidates"] == d["target"])[0]) for d in draws])
+            losses = []
+            for start in range(0, len(draws), batch_size):
+                sl = slice(start, start + batch_size)
+                loss = torch.nn.functional.cross_entropy(model.match_scores(x[sl], cands[sl]), target[sl])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "valid_match_hit@1": valid_hit1()})
+    finally:
+        model.train(was_training)
+    if history:
+        logger.info("matching pre-training: %d epochs, loss %.3f, token-space validation Hit@1 %s (%d users)", epochs,
+                    history[-1]["loss"], history[-1]["valid_match_hit@1"], 0 if rows is None else len(rows["user_id"]))
+    return history
 
 
 def validation_hit1(model, dataset, users: int, seed: int, progress: bool) -> tuple[float, int]:
@@ -359,6 +436,11 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         dataset = PreparedDataset.load(args.data)
         samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users, targets=args.targets)
         model = build_model(args, dataset, str(accelerator.device))
+        match_log: list[dict] = []
+        if args.match_pretrain_epochs and not args.resume_from:  # a resumed state already holds trained projectors
+            with timer("match_pretrain"):
+                match_log = pretrain_matching(model, samples, dataset, args.match_pretrain_epochs, args.lr, args.seed,
+                                              valid_users=args.valid_users, progress=args.progress)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     logger.info(
@@ -368,8 +450,10 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         accelerator.num_processes, accelerator.mixed_precision,
     )
     logger.info("stage 2 recipe %s: objective %s (%s), targets %s, layout %s, inputs %s, soft-token norm %s, lr %g %s "
-                "(warm-up %d)", args.recipe, args.objective, args.listwise_normalization, args.targets, args.prompt_layout,
-                args.input_standardization, args.soft_token_norm, args.lr, args.lr_schedule, args.warmup_steps)
+                "(warm-up %d), matching loss weight %g (temperature %g, %d pre-training epochs), user-token teacher %g", args.recipe, args.objective,
+                args.listwise_normalization, args.targets, args.prompt_layout, args.input_standardization, args.soft_token_norm,
+                args.lr, args.lr_schedule, args.warmup_steps, args.match_weight, args.match_temperature, args.match_pretrain_epochs,
+                args.user_token_teacher)
     optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.beta1, args.beta2))
     steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
     planned = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
@@ -384,6 +468,7 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
         "skipped_users": samples.skipped,
         "trainable_parameters": n_trainable,
         "mixed_precision": accelerator.mixed_precision,
+        "match_pretraining": match_log,
     }
     hooks = PromptLoopHooks(
         name="stage 2",
@@ -414,4 +499,4 @@ def arguments_from_namespace(ns) -> Stage2TrainingArguments:
     return Stage2TrainingArguments(**{k: v for k, v in vars(ns).items() if k in names})
 
 
-__all__ = ["Stage2TrainingArguments", "Stage2Samples", "RECIPES", "lr_multiplier", "training_user_representations", "train_stage2", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace", "TRAINING_LOG"]
+__all__ = ["Stage2TrainingArguments", "Stage2Samples", "RECIPES", "lr_multiplier", "training_user_representations", "train_stage2", "pretrain_matching", "read_stage1", "collate", "validation_hit1", "build_model", "arguments_from_namespace", "TRAINING_LOG"]

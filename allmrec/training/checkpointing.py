@@ -178,7 +178,9 @@ class TrainingStateManager:
         tmp = self.dir / f".{final.name}.tmp"
         if acc.is_main_process:
             self.dir.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
+            for stale in self.dir.glob(f".{STEP_PREFIX}*.tmp"):  # left by a run killed mid-save: never loadable
+                logger.warning("removing %s, an incomplete training state of a killed run", stale)
+                shutil.rmtree(stale, ignore_errors=True)
             tmp.mkdir()
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
