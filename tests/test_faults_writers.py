@@ -37,7 +37,7 @@ def _fingerprint(out: Path) -> str | None:
 
 
 def _leftovers(out: Path) -> list[str]:
-    return sorted(p.name for p in out.parent.glob(f".{out.name}.*") if not p.name.endswith(".lock"))
+    return sorted(p.name for p in out.parent.glob(f".{out.name}.*"))
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,22 @@ def test_atomic_directory_restores_the_previous_result_after_a_death_mid_swap(tm
         (tmp / "v").write_text("new")
     assert (final / "v").read_text() == "new"
     json.dumps(done)
+
+
+def test_killed_evaluation_never_leaves_a_half_results_file(tmp_path, tiny_data):
+    from allmrec.cli import main
+
+    cf = tmp_path / "cf"
+    assert main(["train", "cf", "--data", str(tiny_data), "--out", str(cf), "--epochs", "2", "--no-progress"]) == 0
+    out = tmp_path / "results" / "cf.json"
+    args = ["evaluate", "--model", str(cf), "--data", str(tiny_data), "--out", str(out)]
+    _, events = run_killed(0, CLI, args, tmp_path)
+    reference = json.loads(out.read_text())
+    for k in kill_points(events, 5):
+        out.unlink(missing_ok=True)
+        code, _ = run_killed(k, CLI, args, tmp_path)
+        assert code == -9
+        if out.exists():  # written by one rename: complete or absent
+            assert json.loads(out.read_text())["metrics"] == reference["metrics"], f"killed at event {k}"
+        code, _ = run_killed(-1, CLI, args, tmp_path)
+        assert code == 0 and _leftovers(out) == [], f"after a kill at event {k}: {_leftovers(out)}"

@@ -674,3 +674,19 @@ def test_segment_tokenization_equals_whole_text_tokenization_for_normal_titles(t
         m.config.prompt_layout = layout
         for p in prompts(m, with_targets=True):
             assert encode_prompt_ids(tokenizer, p) == tokenizer(p.text, add_special_tokens=True)["input_ids"]
+
+
+def test_user_token_teacher_writes_the_targets_item_token_in_training_only(tokenizer):
+    m = tiny_model(tokenizer, train_objective="listwise", user_token_teacher=1.0)
+    batch = _candidate_batch(m)
+    batch["candidate_item_ids"] = torch.tensor(CANDIDATES)
+    target_ids = torch.tensor(TARGETS)
+    m.train()
+    forced = m(**batch).loss
+    embeds = m.embed_prompt(batch["input_ids"], batch["item_ids"], cf_input_ids=batch["cf_input_ids"],
+                            user_tokens=m.project_items(target_ids))
+    expected = m._candidate_loss(embeds, batch["attention_mask"], batch["candidate_input_ids"], batch["candidate_mask"],
+                                 batch["target_index"]).loss
+    torch.testing.assert_close(forced, expected)
+    m.eval()  # inference always reads F_U(x^u)
+    torch.testing.assert_close(m(**batch).loss, m(**{k: v for k, v in batch.items() if k != "candidate_item_ids"}).loss)

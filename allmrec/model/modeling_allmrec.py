@@ -564,8 +564,10 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         ``candidate_item_ids`` ``(B, C)`` (the candidates' item ids, in the same order) and ``config.match_weight`` > 0,
         ``match_weight`` × the matching loss (:meth:`match_scores`) is added per user.
         """
-        teacher = self.training and candidate_item_ids is not None and self.config.user_token_teacher > 0
-        if candidate_item_ids is not None and (self.config.match_weight > 0 or teacher) and user_embeds is None:
+        # (TextOnlyRecommender borrows this forward: its config has no matching / teacher fields)
+        match_weight = getattr(self.config, "match_weight", 0.0)
+        teacher = self.training and candidate_item_ids is not None and getattr(self.config, "user_token_teacher", 0.0) > 0
+        if candidate_item_ids is not None and (match_weight > 0 or teacher) and user_embeds is None:
             user_embeds = self.user_representation(cf_input_ids, user_ids)  # computed once for the prompt and the match
         user_tokens = None
         if teacher:  # some prompts get the target's own O_i as user token (teacher forcing the copy)
@@ -576,14 +578,14 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             o_target = self.project_items(candidate_item_ids[rows, target_index.cpu()]).to(o_u.device)
             forced = (torch.rand(o_u.shape[0]) < self.config.user_token_teacher).to(o_u.device).unsqueeze(-1)
             user_tokens = torch.where(forced, o_target.to(o_u.dtype), o_u)
-        inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding,
-                                          user_tokens=user_tokens)
+        extra = {"user_tokens": user_tokens} if user_tokens is not None else {}
+        inputs_embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding, **extra)
         if candidate_input_ids is not None:
             out = self._candidate_loss(inputs_embeds, attention_mask, candidate_input_ids, candidate_mask, target_index)
-            if candidate_item_ids is not None and self.config.match_weight > 0:
+            if candidate_item_ids is not None and match_weight > 0:
                 match = self.match_scores(user_embeds, candidate_item_ids, item_embedding)
                 out.match_loss = nn.functional.cross_entropy(match, target_index.to(match.device))
-                out.loss = out.loss + self.config.match_weight * out.match_loss.to(out.loss.device)
+                out.loss = out.loss + match_weight * out.match_loss.to(out.loss.device)
             return out
         if attention_mask is None:
             attention_mask = torch.ones(input_ids.shape, dtype=torch.long)

@@ -63,7 +63,7 @@ class Stage2TrainingArguments(ScalingArguments):
     warmup_steps: int | None = field(default=None, metadata={"help": "linear warm-up steps (paper: 0; listwise recipe: 10)"})
     match_weight: float | None = field(default=None, metadata={"help": "weight of the auxiliary matching loss, CE of the target under cos(O_u, O_i) / temperature (paper: 0; listwise recipe: 1; needs a listwise objective)"})
     match_temperature: float = field(default=0.1, metadata={"help": "temperature of the matching loss"})
-    user_token_teacher: float | None = field(default=None, metadata={"help": "probability that a training prompt's user token is the target's own O_i (teacher forcing the copy; paper: 0; listwise recipe: 0.5; needs a listwise objective)"})
+    user_token_teacher: float | None = field(default=None, metadata={"help": "probability that a training prompt's user token is the target's own O_i (teacher forcing the copy, not in the paper; default 0; needs a listwise objective)"})
     match_pretrain_epochs: int | None = field(default=None, metadata={"help": "epochs of the matching loss alone (no LLM pass, ~1 s each) before the LLM steps (paper: 0; listwise recipe: 20)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
@@ -149,7 +149,7 @@ RECIPES: dict[str, dict[str, Any]] = {
               "warmup_steps": 0, "match_weight": 0.0, "match_pretrain_epochs": 0, "user_token_teacher": 0.0},
     "listwise": {"objective": "token+listwise", "listwise_normalization": "mean", "targets": "all", "prompt_layout": "copy",
                  "input_standardization": "zscore", "soft_token_norm": "none", "lr": 1e-3, "lr_schedule": "cosine",
-                 "warmup_steps": 10, "match_weight": 1.0, "match_pretrain_epochs": 20, "user_token_teacher": 0.5},
+                 "warmup_steps": 10, "match_weight": 1.0, "match_pretrain_epochs": 20, "user_token_teacher": 0.0},
 }
 
 

@@ -64,6 +64,10 @@ def clean_stale_temporaries(final: str | os.PathLike) -> list[str]:
         return []
     done = []
     for entry in sorted(parent.glob(f".{glob.escape(final.name)}.*")):
+        if entry.name == f".{final.name}.lock":
+            if _remove_unheld_lock(entry):
+                done.append(f"removed {entry.name}, the lock of a writer that died")
+            continue
         pid = _owner_pid(entry.name[len(final.name) + 1:])
         if pid is None or pid == os.getpid() or _pid_alive(pid):
             continue
@@ -82,19 +86,46 @@ def clean_stale_temporaries(final: str | os.PathLike) -> list[str]:
     return done
 
 
+def _remove_unheld_lock(lock_path: Path) -> bool:
+    """Remove a lock file nobody holds (its writer was killed); False when it is held (by us or another writer)."""
+    try:
+        handle = open(lock_path, "a+")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while any writer (this one too) holds it
+    except BlockingIOError:
+        handle.close()
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock_path)
+    handle.close()
+    return True
+
+
 @contextlib.contextmanager
 def _exclusive(final: Path) -> Iterator[None]:
     """Hold ``.NAME.lock`` next to ``final`` for the whole write: a second writer of the same path fails at once."""
     lock_path = final.parent / f".{final.name}.lock"
-    handle = open(lock_path, "a+")
-    try:
+    while True:
+        handle = open(lock_path, "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise AllmrecError(f"another process is writing {final} right now; wait for it (its result will be at "
                                f"{final}) or choose another output") from None
+        try:  # the holder before us removes the file on release: make sure we locked the file that is there now
+            if os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    try:
         yield
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)  # removed while still held, so no one can lock a file that is about to vanish
         handle.close()
 
 
