@@ -18,7 +18,9 @@ Supported formats (auto-detected from the fields of the first review line, or ``
 Reviews are parsed with Arrow's multi-threaded JSON reader with an explicit schema (only the four
 fields we need are materialised), so multi-GB files stream through in blocks instead of one Python
 ``json.loads`` per line. If Arrow rejects the file, a line-by-line pass finds the offending line
-number for the error message (or skips bad lines with ``skip_bad_lines``).
+number for the error message (or skips bad lines with ``skip_bad_lines``). Every line-based read goes through
+:func:`allmrec.data.lines.read_lines`: a truncated or corrupt download, invalid UTF-8 or an over-long line is a
+one-line error naming the file (see there); a BOM and CRLF line ends are read as clean text.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ That is ``--recipe paper``. The default ``--recipe listwise`` (not in the paper;
 listwise cross-entropy of the target among the 20 candidates' answer likelihoods plus the token loss
 (``--objective``), the soft tokens go before the titles with the user token right before the answer
 (``--prompt-layout copy``), x^u and e_i are standardised (``--input-standardization zscore``), lr 1e-3 with warm-up and cosine decay, and every position of a training
-sequence can be a target (``--targets all``: the paper's A-LLMRec_all, §5.4.2). Every field can be set on its own; the recipe only fills the ones not given.
+sequence can be a target (``--targets all``: the paper's A-LLMRec_all, §5.4.2). A matching loss (CE of the target under
+cos(O_u, O_i) over the candidates, ``--match-weight``) is added, and run alone for ``--match-pretrain-epochs`` before
+the LLM steps (:func:`pretrain_matching`, seconds). Every field can be set on its own; the recipe only fills the ones not given.
 
 Loop: ``accelerate`` (CPU / one GPU / several GPUs alike), Adam(lr 1e-4, betas (0.9, 0.98)), batch 4,
 5 epochs (paper); optional step / user budgets for demos; bf16 (fp16 without bf16 support) autocast on a
@@ -372,8 +374,9 @@ def pretrain_matching(model, samples: Stage2Samples, dataset, epochs: int, lr: f
     finally:
         model.train(was_training)
     if history:
-        logger.info("matching pre-training: %d epochs, loss %.3f, token-space validation Hit@1 %s (%d users)", epochs,
-                    history[-1]["loss"], history[-1]["valid_match_hit@1"], 0 if rows is None else len(rows["user_id"]))
+        hit = history[-1]["valid_match_hit@1"]
+        logger.info("matching pre-training: %d epochs, loss %.3f%s", epochs, history[-1]["loss"],
+                    "" if hit is None else f", token-space validation Hit@1 {hit:.3f} ({len(rows['user_id'])} users)")
     return history
 
 
