@@ -48,7 +48,10 @@ sys.exit(importlib.import_module(module).main(sys.argv[1:]) or 0)
 
 def run_killed(kill_at: int, module: str, args: list[str], workdir: Path, env: dict | None = None,
                timeout: float = 300) -> tuple[int, int | None]:
-    """Run ``module.main(args)`` killed at event ``kill_at`` (0 = never) → ``(returncode, events counted or None)``."""
+    """Run ``module.main(args)`` killed at event ``kill_at`` → ``(returncode, events counted or None)``.
+
+    ``kill_at`` 0: never killed, the events are counted (and the run must succeed); -1: never killed, nothing counted.
+    """
     count_file = workdir / f".events-{kill_at}"
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-c", BOOTSTRAP, str(kill_at), str(count_file), module, *args],

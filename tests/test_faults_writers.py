@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,6 @@ def test_killed_first_prepare_never_leaves_a_loadable_half_dataset(raw, tmp_path
     reference = _fingerprint(out)
     assert reference is not None and events > 5
     for k in kill_points(events, POINTS):
-        import shutil
-
         shutil.rmtree(out, ignore_errors=True)
         code, _ = run_killed(k, CLI, args, tmp_path)
         assert code == -9, f"event {k}: the writer was not killed (rc {code})"
@@ -93,8 +92,6 @@ def test_killed_cf_training_leaves_loadable_checkpoints_and_states_only(tmp_path
     _, events = run_killed(0, CLI, args, tmp_path)
     load_cf_model(out)
     for k in kill_points(events, 5):
-        import shutil
-
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(Path(f"{out}-state"), ignore_errors=True)
         code, _ = run_killed(k, CLI, args, tmp_path)

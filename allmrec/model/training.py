@@ -345,11 +345,16 @@ def pretrain_matching(model, samples: Stage2Samples, dataset, epochs: int, lr: f
         return model.user_representation(left_pad_histories(histories, model.config.cf_max_seq_len),
                                          torch.as_tensor(np.asarray(user_ids), dtype=torch.long))
 
+    has_valid = rows is not None and len(rows["user_id"]) > 0
+    if has_valid:  # the frozen CF model's x^u of the validation users: computed once, not per epoch
+        valid_users_x = users_of(list(rows["history"]), rows["user_id"])
+        valid_cands = torch.as_tensor(rows["candidates"])
+
     def valid_hit1() -> float | None:
-        if rows is None or not len(rows["user_id"]):
+        if not has_valid:
             return None
         with torch.no_grad():
-            scores = model.match_scores(users_of(list(rows["history"]), rows["user_id"]), torch.as_tensor(rows["candidates"]))
+            scores = model.match_scores(valid_users_x, valid_cands)
         return float((scores.argmax(1).numpy() == np.asarray(rows["target_index"])).mean())
 
     history = []

@@ -86,16 +86,25 @@ def clean_stale_temporaries(final: str | os.PathLike) -> list[str]:
     return done
 
 
+def _try_lock(lock_path: Path):
+    """An open handle on ``lock_path`` holding its exclusive flock, or None while another handle holds it (flock locks
+    belong to open file descriptions, so this fails while *this* process holds it through another handle too)."""
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def _remove_unheld_lock(lock_path: Path) -> bool:
     """Remove a lock file nobody holds (its writer was killed); False when it is held (by us or another writer)."""
     try:
-        handle = open(lock_path, "a+")
+        handle = _try_lock(lock_path)
     except OSError:
         return False
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while any writer (this one too) holds it
-    except BlockingIOError:
-        handle.close()
+    if handle is None:
         return False
     with contextlib.suppress(FileNotFoundError):
         os.unlink(lock_path)
@@ -108,11 +117,8 @@ def _exclusive(final: Path) -> Iterator[None]:
     """Hold ``.NAME.lock`` next to ``final`` for the whole write: a second writer of the same path fails at once."""
     lock_path = final.parent / f".{final.name}.lock"
     while True:
-        handle = open(lock_path, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        handle = _try_lock(lock_path)
+        if handle is None:
             raise AllmrecError(f"another process is writing {final} right now; wait for it (its result will be at "
                                f"{final}) or choose another output") from None
         try:  # the holder before us removes the file on release: make sure we locked the file that is there now
