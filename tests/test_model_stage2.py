@@ -487,7 +487,8 @@ def test_model_files_work_without_the_allmrec_package(tmp_path, smol_tokenizer_p
     dest = tmp_path / "remote_allmrec"
     dest.mkdir()
     (dest / "__init__.py").write_text("")
-    for name in ("configuration_allmrec.py", "modeling_allmrec.py", "processing_allmrec.py", "prompts.py", "llm_scoring.py"):
+    for name in ("configuration_allmrec.py", "modeling_allmrec.py", "processing_allmrec.py", "prompts.py", "llm_scoring.py",
+                 "matching.py", "pipeline_allmrec.py"):
         shutil.copy(src / name, dest / name)
     proc = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, smol_tokenizer_path, str(tmp_path / "ckpt")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
@@ -690,3 +691,32 @@ def test_user_token_teacher_writes_the_targets_item_token_in_training_only(token
     torch.testing.assert_close(forced, expected)
     m.eval()  # inference always reads F_U(x^u)
     torch.testing.assert_close(m(**batch).loss, m(**{k: v for k, v in batch.items() if k != "candidate_item_ids"}).loss)
+
+
+def test_llm_lora_adapters_train_save_and_reload(tokenizer, tmp_path):
+    from safetensors import safe_open
+
+    m = tiny_model(tokenizer, llm_lora_rank=4, llm_lora_alpha=8, train_objective="listwise")
+    assert m.config.llm_lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    lora = {n for n in trainable if ".lora_" in n}
+    assert lora and all(n.startswith(("user_projector", "item_projector")) for n in trainable - lora)
+    assert len(lora) == 2 * 4 * 2  # A and B x 4 projections x 2 layers
+    before = rank(m)
+    torch.testing.assert_close(before, rank(tiny_model(tokenizer)))  # B = 0: the adapted LLM starts as the base LLM
+    loss = m(**_candidate_batch(m)).loss
+    loss.backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in m.named_parameters() if ".lora_B" in n)
+    for n, p in m.named_parameters():
+        if ".lora_B" in n:
+            p.data.normal_(std=0.5)  # as after training
+    trained = rank(m)
+    assert not torch.allclose(trained, before)
+    m.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        llm_keys = [k for k in f.keys() if k.startswith("llm.")]
+    assert llm_keys and all(".lora_" in k for k in llm_keys)  # adapters saved, never a base-LLM tensor
+    loaded = ALLMRecForRecommendation.from_pretrained(tmp_path, llm=tiny_llm(), tokenizer=tokenizer)
+    torch.testing.assert_close(rank(loaded), trained, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="already carries LoRA"):
+        ALLMRecForRecommendation.from_pretrained(tmp_path, llm=m.llm, tokenizer=tokenizer)

@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import AllmrecError, CheckpointError
 from ..model.llm_scoring import continuation_scores, greedy_generate, quote_count_table
 from ..model.modeling_allmrec import ALLMRecForRecommendation, load_llm
-from ..model.processing_allmrec import pad_token_id
+from ..model.processing_allmrec import encode_prompts, encode_target, pad_token_id
 from ..model.prompts import DOMAINS, PROMPT_STYLES, PromptBuilder
 
 SIDECAR_FILE = "allmrec_baseline.json"
@@ -219,6 +219,52 @@ class TextOnlyRecommender(nn.Module):
             pad_token_id=pad_token_id(self.tokenizer),
             normalization=normalization or self.config.rank_normalization,
         )
+
+    # ------------------------------------------------------------------ one user (pipeline / CLI)
+    def _titles_of(self, items: Sequence[int | str], what: str) -> list[str]:
+        """Titles for ids (from the catalogue) or titles as given: a text-only model reads nothing but titles."""
+        out = []
+        for item in items:
+            if isinstance(item, str) and not item.strip().isdigit():
+                out.append(item)
+                continue
+            i = int(item)
+            if self.item_titles is None or not 0 < i < len(self.item_titles):
+                raise ValueError(f"{what}: item id {i} needs a catalogue (pass titles instead, or a TALLRec adapter "
+                                 f"trained with one)" if self.item_titles is None else f"{what}: unknown item id {i}")
+            out.append(self.item_titles[i])
+        return out
+
+    def _one_prompt(self, history, candidates):
+        hist, cands = self._titles_of(history, "history"), self._titles_of(candidates, "candidates")
+        if not hist:
+            raise ValueError("history is empty: give at least one item the user interacted with")
+        titles = [""] + hist + cands  # a local catalogue: ids 1..len
+        ids = list(range(1, len(titles)))
+        prompt = self.prompt_builder().build(ids[:len(hist)], ids[len(hist):], titles)
+        return encode_prompts(self.tokenizer, [prompt], padding_side="left"), cands, ids[len(hist):], titles
+
+    def recommend(self, history: Sequence[int | str], candidates: Sequence[int | str]) -> list[dict]:
+        """Rank ``candidates`` (ids or titles) for one user → ``[{"item_id", "title", "score"}]`` best first
+        (``item_id`` is ``None`` for a candidate given as a title)."""
+        batch, cands, local, titles = self._one_prompt(history, candidates)
+        builder = self.prompt_builder()
+        conts = [[encode_target(self.tokenizer, builder.target_text(titles[i])) for i in local]]
+        scores = self.score_candidates(batch["input_ids"], batch["attention_mask"], conts)[0].tolist()
+        given = [None if isinstance(c, str) and not c.strip().isdigit() else int(c) for c in candidates]
+        ranked = sorted(zip(given, cands, scores), key=lambda x: -x[2])
+        return [{"item_id": i, "title": t, "score": float(s)} for i, t, s in ranked]
+
+    def recommend_generate(self, history: Sequence[int | str], candidates: Sequence[int | str]) -> dict:
+        """Generate one answer → ``{"answer", "item_id", "title"}`` (the candidate named exactly, else ``None``)."""
+        from ..model.matching import match_candidate, parse_answer
+
+        batch, cands, _, _ = self._one_prompt(history, candidates)
+        new = self.generate_answers(batch["input_ids"], batch["attention_mask"])
+        text = self.tokenizer.decode(new[0], skip_special_tokens=True)
+        answer, j = parse_answer(text), match_candidate(text, cands)
+        given = [None if isinstance(c, str) and not c.strip().isdigit() else int(c) for c in candidates]
+        return {"answer": answer, "item_id": None if j is None else given[j], "title": None if j is None else cands[j]}
 
     def _quote_counts(self) -> torch.Tensor:
         if getattr(self, "_quote_count_table", None) is None:

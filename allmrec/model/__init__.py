@@ -7,6 +7,8 @@
 * :func:`greedy_generate` / :func:`continuation_scores` — generate and rank mode on any causal LM from
   ``inputs_embeds`` (shared with the text-only baselines).
 * :mod:`~allmrec.model.matching` — parsing generated answers, exact and lenient Hit@1.
+* :class:`NextItemRecommendationPipeline` — the ``next-item-recommendation`` ``pipeline()`` task (shipped in every
+  checkpoint's remote code, registered in transformers' ``PIPELINE_REGISTRY`` here).
 * :func:`train_stage2` / ``allmrec train stage2``; :func:`evaluate_checkpoint` / ``allmrec evaluate``;
   ``allmrec recommend``.
 
@@ -39,6 +41,7 @@ _EXPORTS = {
     "parse_answer": "matching",
     "match_candidate": "matching",
     "lenient_hit": "matching",
+    "NextItemRecommendationPipeline": "pipeline_allmrec",
     "evaluate_model": "inference",
     "evaluate_checkpoint": "inference",
     "generation_metrics": "inference",
@@ -64,6 +67,9 @@ def register_auto_classes() -> None:
 
     AutoConfig.register(ALLMRecConfig.model_type, ALLMRecConfig, exist_ok=True)
     AutoModel.register(ALLMRecConfig, ALLMRecForRecommendation, exist_ok=True)
+    from .pipeline_allmrec import register_pipeline
+
+    register_pipeline()  # pipeline("next-item-recommendation", model=...) without trust_remote_code
     _REGISTERED = True
 
 

@@ -51,6 +51,11 @@ class ALLMRecConfig(PretrainedConfig):
         llm_name_or_path (`str`, defaults to ``"facebook/opt-6.7b"``):
             The frozen causal LLM (Hub id, local folder, or an ``allmrec.assets`` short name such as
             ``smollm2-135m-instruct``). Its weights are never stored in the checkpoint.
+        llm_source (`dict`, *optional*):
+            What exactly the base LLM was when ``llm_name_or_path`` (then the *canonical Hub id*) names a copy, e.g. the
+            offline ``allmrec`` asset ``{"asset": "smollm2-135m-instruct", "file": ..., "sha256": ..., "weights": ...}``.
+            Loading prefers that asset where allmrec has it installed, else the Hub id (whose weights may differ a
+            little: a warning says so).
         llm_hidden_size (`int`, *optional*):
             H, the LLM's token-embedding size (OPT-6.7B: 4096). Recorded when the model is built and
             checked when it is loaded onto an LLM.
@@ -125,6 +130,16 @@ class ALLMRecConfig(PretrainedConfig):
             target item's own O_i instead of O_u. The LLM loss then teaches F_I soft tokens that the frozen LLM can
             copy a title from by matching (``"[CandidateEmb] T" ... "[UserRep]`` → ``T``), while the matching loss
             teaches F_U to put O_u where O_target is. Inference always uses O_u.
+        llm_lora_rank (`int`, defaults to 0):
+            0 (paper): the LLM is frozen and only F_U / F_I train. > 0: LoRA adapters of this rank on the LLM's
+            attention projections train with the projectors (not in the paper; the frozen 135M LLM was measured to
+            follow even an exact copy of the target's soft token only 45 % of the time, see the README). The adapter
+            weights are saved in the checkpoint (the base LLM's are not); loading needs ``peft``.
+        llm_lora_alpha (`float`, defaults to 16.0):
+            LoRA scaling numerator: the update is multiplied by ``alpha / rank`` (TALLRec: 16).
+        llm_lora_target_modules (`list[str]`, *optional*):
+            Module names the adapters wrap; default: the attention projections ``q_proj``, ``k_proj``, ``v_proj``,
+            ``o_proj`` (Llama / OPT / Mistral / Qwen naming; other architectures must name theirs).
         rank_scoring (`str`, defaults to ``"packed"``):
             How rank mode computes the candidates' likelihoods: ``packed`` (one forward pass over the prompt and all
             answers with a block attention mask) or ``cache`` (the prompt's KV cache copied per candidate). Equal
@@ -155,6 +170,7 @@ class ALLMRecConfig(PretrainedConfig):
         self,
         llm_name_or_path: str = "facebook/opt-6.7b",
         llm_hidden_size: int | None = None,
+        llm_source: dict | None = None,
         llm_vocab_size: int | None = None,
         tokenizer_fingerprint: str | None = None,
         cf_hidden_size: int = 50,
@@ -184,6 +200,9 @@ class ALLMRecConfig(PretrainedConfig):
         match_weight: float = 0.0,
         match_temperature: float = 0.1,
         user_token_teacher: float = 0.0,
+        llm_lora_rank: int = 0,
+        llm_lora_alpha: float = 16.0,
+        llm_lora_target_modules: list[str] | None = None,
         cf_model_path: str | None = None,
         stage1_path: str | None = None,
         dataset_name: str | None = None,
@@ -191,6 +210,7 @@ class ALLMRecConfig(PretrainedConfig):
         **kwargs,
     ):
         self.llm_name_or_path = llm_name_or_path
+        self.llm_source = dict(llm_source) if llm_source else None
         self.llm_hidden_size = None if llm_hidden_size is None else int(llm_hidden_size)
         self.llm_vocab_size = None if llm_vocab_size is None else int(llm_vocab_size)
         self.tokenizer_fingerprint = tokenizer_fingerprint
@@ -221,6 +241,9 @@ class ALLMRecConfig(PretrainedConfig):
         self.match_weight = float(match_weight)
         self.match_temperature = float(match_temperature)
         self.user_token_teacher = float(user_token_teacher)
+        self.llm_lora_rank = int(llm_lora_rank)
+        self.llm_lora_alpha = float(llm_lora_alpha)
+        self.llm_lora_target_modules = list(llm_lora_target_modules) if llm_lora_target_modules else None
         self.cf_model_path = cf_model_path
         self.stage1_path = stage1_path
         self.dataset_name = dataset_name
@@ -272,6 +295,10 @@ class ALLMRecConfig(PretrainedConfig):
             bad("match_temperature", "must be > 0")
         if not 0.0 <= self.user_token_teacher <= 1.0:
             bad("user_token_teacher", "must be a probability in [0, 1]")
+        if self.llm_lora_rank < 0:
+            bad("llm_lora_rank", "must be >= 0 (0 = frozen LLM, the paper)")
+        if not self.llm_lora_alpha > 0:
+            bad("llm_lora_alpha", "must be > 0")
         if self.cf_config is not None and "model_type" not in self.cf_config:
             bad("cf_config", "must be the CF model's config dict including its model_type")
 

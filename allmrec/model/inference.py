@@ -399,23 +399,9 @@ def run_recommend(args) -> int:
 
 def recommend_generate(model, history, candidates, item_embedding=None) -> dict[str, Any]:
     """Generate one answer for one user; report which candidate (if any) it names."""
-    from .modeling_allmrec import left_pad_histories
-    from .processing_allmrec import encode_prompts
-
     if model.item_titles is None:
         raise AllmrecError("this checkpoint has no item catalogue (item_catalogue.json); generation needs titles")
-    hist = model.to_item_ids(history, "history")
-    cands = model.to_item_ids(candidates, "candidates")
-    prompt = model.prompt_builder().build(hist, cands, model.item_titles)
-    b = encode_prompts(model.tokenizer, [prompt], padding_side="left")
-    new = model.generate_answers(
-        b["input_ids"], b["attention_mask"], item_ids=b["item_ids"],
-        cf_input_ids=left_pad_histories([hist], model.config.cf_max_seq_len), item_embedding=item_embedding,
-    )
-    answer = model.decoded_answer(model.tokenizer.decode(new[0], skip_special_tokens=True))
-    j = match_candidate(answer, [model.item_titles[c] for c in cands])
-    return {"answer": answer, "item_id": cands[j] if j is not None else None,
-            "title": model.item_titles[cands[j]] if j is not None else None}
+    return model.recommend_generate(history, candidates, item_embedding=item_embedding)
 
 
 def _split_items(text: str | None) -> list[int | str]:

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers import initialization as hf_init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_allmrec import ALLMRecCheckpointError, ALLMRecConfig
 from .llm_scoring import (
@@ -77,11 +77,50 @@ from .processing_allmrec import (
     setup_placeholder_tokens,
     tokenizer_fingerprint,
 )
+from .matching import match_candidate
+from .pipeline_allmrec import CUSTOM_PIPELINES
 from .prompts import PromptBuilder
+
+logger = logging.get_logger(__name__)
 
 CATALOGUE_FILE = "item_catalogue.json"
 WEIGHTS_FILE = "model.safetensors"
 _LLM_PREFIX = "llm."
+#: attention projections LoRA wraps by default (``llm_lora_rank > 0``)
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+def _saved(key: str) -> bool:
+    """Checkpoint tensors: everything but the base LLM's (LoRA adapter weights inside the LLM are ours)."""
+    return not key.startswith(_LLM_PREFIX) or ".lora_" in key
+
+
+def add_lora_adapters(llm: nn.Module, rank: int, alpha: float, target_modules: Sequence[str] | None) -> list[str]:
+    """Wrap the LLM's attention projections with trainable LoRA adapters (``peft``) in place → the wrapped names.
+
+    The base weights stay frozen; only the adapters' A / B matrices get gradients. B starts at zero, so the
+    adapted LLM is the frozen LLM until training moves it.
+    """
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError as e:  # pragma: no cover - peft is a dependency of allmrec
+        raise ALLMRecCheckpointError("this checkpoint has LoRA adapters on its LLM (llm_lora_rank > 0): pip install peft") from e
+    if any(".lora_" in f".{name}" for name, _ in llm.named_parameters()):
+        raise ALLMRecCheckpointError("the given LLM already carries LoRA adapters (it was used by another LoRA model); "
+                                     "pass a freshly loaded base LLM")
+    names = {name.rsplit(".", 1)[-1] for name, m in llm.named_modules() if isinstance(m, nn.Linear)}
+    targets = list(target_modules) if target_modules else [t for t in DEFAULT_LORA_TARGETS if t in names]
+    missing = [t for t in targets if t not in names]
+    if not targets or missing:
+        raise ALLMRecCheckpointError(
+            f"LoRA targets {missing or list(DEFAULT_LORA_TARGETS)} are not Linear layers of this LLM "
+            f"({type(llm).__name__}); name its attention projections with llm_lora_target_modules / --llm-lora-targets"
+        )
+    inject_adapter_in_model(LoraConfig(r=int(rank), lora_alpha=float(alpha), lora_dropout=0.0, bias="none",
+                                       target_modules=targets), llm)
+    for name, p in llm.named_parameters():
+        p.requires_grad_(".lora_" in f".{name}")
+    return targets
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -105,6 +144,45 @@ def load_llm(name_or_path: str, **llm_kwargs):
             f"cannot load the base LLM {name_or_path!r} ({type(e).__name__}: {e}); pass llm=/tokenizer= or "
             f"llm_name_or_path=<a local folder or Hub id>"
         ) from e
+    return llm, tokenizer
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:limit]
+
+
+def load_base_llm(config: ALLMRecConfig, **llm_kwargs):
+    """The checkpoint's base LLM: the exact offline asset it was trained on where ``allmrec`` has it installed
+    (``config.llm_source["asset"]``), else ``config.llm_name_or_path`` (the canonical Hub id, or a folder).
+
+    A checkpoint downloaded from the Hub thus loads with no extra argument wherever its base LLM can be had; where it
+    cannot, the error names the LLM and how to pass a local copy.
+    """
+    name = config.llm_name_or_path
+    asset = (config.llm_source or {}).get("asset")
+    tried = []
+    if asset and asset != name:
+        try:
+            from allmrec.assets import resolve_llm
+        except ImportError:  # Hub remote code without allmrec: the canonical Hub id below
+            resolve_llm = None
+        if resolve_llm is not None:
+            try:
+                return load_llm(resolve_llm(asset), **llm_kwargs)
+            except Exception as e:  # not installed here (AssetError) or unreadable: try the Hub id
+                tried.append(f"the allmrec asset {asset!r}: {_first_line(e)}")
+    try:
+        llm, tokenizer = load_llm(name, **llm_kwargs)
+    except ALLMRecCheckpointError as e:
+        tried.append(f"{name!r}: {_first_line(e.__cause__ or e)}")
+        raise ALLMRecCheckpointError(
+            f"cannot load this checkpoint's base LLM {name!r} (tried {'; '.join(tried)}). Pass a local copy: "
+            f"from_pretrained(..., llm_name_or_path='/path/to/{name.rsplit('/', 1)[-1]}') (CLI: --llm PATH), or llm= and tokenizer="
+        ) from e
+    if asset:
+        note = (config.llm_source or {}).get("weights")
+        logger.warning("base LLM loaded from %s, not the %s asset it was trained on%s", name, asset, f" ({note})" if note else "")
     return llm, tokenizer
 
 
@@ -233,13 +311,14 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
     def __init__(self, config: ALLMRecConfig, llm=None, tokenizer=None, cf_model=None) -> None:
         super().__init__(config)
         if llm is None:
-            llm, loaded_tok = load_llm(config.llm_name_or_path)
+            llm, loaded_tok = load_base_llm(config)
             tokenizer = tokenizer or loaded_tok
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(_resolve_llm_name(config.llm_name_or_path))
         self._check_llm(llm, tokenizer)
         _freeze(llm)
         self.llm = llm
+        self._pending_lora = config.llm_lora_rank > 0  # added after post_init: its init must not touch them
 
         if cf_model is None and config.cf_config is not None:
             cf_model = _build_cf_model(config.cf_config)
@@ -277,6 +356,9 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             tokenizer, config.placeholder_tokens, config.placeholder_handling
         )
         self.post_init()
+        if self._pending_lora:
+            config.llm_lora_target_modules = add_lora_adapters(
+                self.llm, config.llm_lora_rank, config.llm_lora_alpha, config.llm_lora_target_modules)
 
     # ------------------------------------------------------------------------------ construction
     def _check_llm(self, llm, tokenizer) -> None:
@@ -789,15 +871,34 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         ranked = sorted(zip(cands, scores), key=lambda x: -x[1])
         return [{"item_id": i, "title": titles[i], "score": float(s)} for i, s in ranked]
 
+    def recommend_generate(self, history: Sequence[int | str], candidates: Sequence[int | str],
+                           item_embedding: str | None = None) -> dict:
+        """Generate one answer for one user → ``{"answer", "item_id", "title"}``; ``item_id`` / ``title`` name the
+        candidate the answer matches exactly (:func:`~.matching.match_candidate`), ``None`` for an invalid answer."""
+        titles = self.item_titles
+        if titles is None:
+            raise ValueError("this checkpoint has no item catalogue (item_catalogue.json); generation needs titles")
+        hist = self.to_item_ids(history, "history")
+        cands = self.to_item_ids(candidates, "candidates")
+        if not hist:
+            raise ValueError("history is empty: A-LLMRec needs at least one interacted item")
+        batch = encode_prompts(self.tokenizer, [self.prompt_builder().build(hist, cands, titles)], padding_side="left")
+        new = self.generate_answers(batch["input_ids"], batch["attention_mask"], item_ids=batch["item_ids"],
+                                    cf_input_ids=left_pad_histories([hist], self.config.cf_max_seq_len),
+                                    item_embedding=item_embedding)
+        answer = self.decoded_answer(self.tokenizer.decode(new[0], skip_special_tokens=True))
+        j = match_candidate(answer, [titles[c] for c in cands])
+        return {"answer": answer, "item_id": None if j is None else cands[j], "title": None if j is None else titles[cands[j]]}
+
     # ------------------------------------------------------------------------------ save / load
     def state_dict_without_llm(self) -> dict[str, torch.Tensor]:
-        """Everything that belongs in a checkpoint: projectors, CF model, item tables (never ``llm.*``)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith(_LLM_PREFIX)}
+        """Everything that belongs in a checkpoint: projectors, CF model, item tables, LoRA adapters (no base LLM tensor)."""
+        return {k: v for k, v in self.state_dict().items() if _saved(k)}
 
     def save_pretrained(self, save_directory, *args, state_dict=None, is_main_process: bool = True, **kwargs):
-        """Write config + safetensors **without any LLM tensor** (+ ``item_catalogue.json``)."""
+        """Write config + safetensors **without any base-LLM tensor** (+ ``item_catalogue.json``)."""
         state_dict = self.state_dict() if state_dict is None else state_dict
-        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(_LLM_PREFIX)}
+        state_dict = {k: v for k, v in state_dict.items() if _saved(k)}
         if is_main_process and self.cf_model is not None:
             # Ship the CF model's code (e.g. sasrec.py + its sibling imports) and name its classes, so that Hub
             # remote code can rebuild it without allmrec (see _build_cf_model).
@@ -811,6 +912,13 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
                 **self.config.cf_config,
                 "auto_map": {"AutoConfig": _class_ref(type(self.cf_model.config)), "AutoModel": _class_ref(type(self.cf_model))},
             }
+        if is_main_process:
+            # the checkpoint's own `pipeline()` task: copy the pipeline file beside the model code, name it in config
+            import shutil
+
+            os.makedirs(save_directory, exist_ok=True)
+            shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_allmrec.py"), save_directory)
+            self.config.custom_pipelines = CUSTOM_PIPELINES
         if is_main_process and self.item_titles is not None:
             os.makedirs(save_directory, exist_ok=True)
             # written before super() so that push_to_hub=True uploads it too
@@ -862,7 +970,9 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             setattr(config, k, v)
         config.validate_fields()
         if llm is None:
-            llm, loaded_tok = load_llm(config.llm_name_or_path, **llm_kwargs)
+            if "llm_name_or_path" in overrides:  # the caller's own copy: no asset lookup
+                config.llm_source = None
+            llm, loaded_tok = load_base_llm(config, **llm_kwargs)
             tokenizer = tokenizer or loaded_tok
 
         try:

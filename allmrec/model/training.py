@@ -67,6 +67,10 @@ class Stage2TrainingArguments(ScalingArguments):
     match_temperature: float = field(default=0.1, metadata={"help": "temperature of the matching loss"})
     user_token_teacher: float | None = field(default=None, metadata={"help": "probability that a training prompt's user token is the target's own O_i (teacher forcing the copy, not in the paper; default 0; needs a listwise objective)"})
     match_pretrain_epochs: int | None = field(default=None, metadata={"help": "epochs of the matching loss alone (no LLM pass, ~1 s each) before the LLM steps (paper: 0; listwise recipe: 20)"})
+    llm_lora_rank: int = field(default=0, metadata={"help": "0 (paper): frozen LLM; > 0: LoRA adapters of this rank on the LLM's attention projections train with F_U / F_I (not in the paper)"})
+    llm_lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (update scaled by alpha / rank)"})
+    llm_lora_targets: str | None = field(default=None, metadata={"help": "comma-separated module names for LoRA (default: q_proj,k_proj,v_proj,o_proj)"})
+    lora_lr: float | None = field(default=None, metadata={"help": "learning rate of the LoRA adapters (default: --lr)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
     num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
@@ -111,6 +115,10 @@ class Stage2TrainingArguments(ScalingArguments):
                 bad(name, "must be >= 0")
         if self.match_temperature <= 0:
             bad("match_temperature", "must be > 0")
+        if self.llm_lora_rank < 0:
+            bad("llm_lora_rank", "must be >= 0 (0 = frozen LLM)")
+        if self.llm_lora_alpha <= 0 or (self.lora_lr is not None and self.lora_lr <= 0):
+            bad("llm_lora_alpha", "LoRA alpha and --lora-lr must be > 0")
         if self.match_weight > 0 and self.objective == "token":
             bad("match_weight", "the matching loss is per user: use it with --objective listwise or token+listwise, or pass --match-weight 0")
         if not 0.0 <= self.user_token_teacher <= 1.0:
@@ -241,6 +249,7 @@ def read_stage1(path: str | Path) -> tuple[dict, dict]:
 def build_model(args: Stage2TrainingArguments, dataset, device: str):
     """Load LLM, CF model and stage-1 tables; return a fresh :class:`ALLMRecForRecommendation`."""
     from .. import __version__
+    from ..assets import asset_provenance, canonical_id
     from ..cf import load_cf_model
     from .llm_loading import llm_load_kwargs
     from .modeling_allmrec import ALLMRecForRecommendation, load_llm
@@ -260,12 +269,14 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
     model = ALLMRecForRecommendation.from_components(
         llm, tokenizer, cf,
         item_joint=tables["joint"], item_text=tables["text"], item_train_count=dataset.item_popularity,
-        item_titles=dataset.titles, llm_name_or_path=args.llm,
+        item_titles=dataset.titles, llm_name_or_path=canonical_id(args.llm), llm_source=asset_provenance(args.llm),
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
         soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
         input_standardization=args.input_standardization, train_objective=args.objective,
         listwise_normalization=args.listwise_normalization, rank_scoring=args.rank_scoring,
         match_weight=args.match_weight, match_temperature=args.match_temperature, user_token_teacher=args.user_token_teacher,
+        llm_lora_rank=args.llm_lora_rank, llm_lora_alpha=args.llm_lora_alpha,
+        llm_lora_target_modules=[t.strip() for t in args.llm_lora_targets.split(",") if t.strip()] if args.llm_lora_targets else None,
         cf_model_path=str(cf_path), stage1_path=str(args.stage1), dataset_name=dataset.name, allmrec_version=__version__,
     )
     if args.input_standardization == "zscore":
@@ -462,7 +473,13 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
                 args.listwise_normalization, args.targets, args.prompt_layout, args.input_standardization, args.soft_token_norm,
                 args.lr, args.lr_schedule, args.warmup_steps, args.match_weight, args.match_temperature, args.match_pretrain_epochs,
                 args.user_token_teacher)
-    optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.beta1, args.beta2))
+    lora = [p for n, p in model.named_parameters() if p.requires_grad and ".lora_" in n]
+    groups = [{"params": [p for p in trainable if all(p is not q for q in lora)]}]
+    if lora:
+        groups.append({"params": lora, "lr": args.lora_lr or args.lr})
+        logger.info("LoRA rank %d on %s: %s adapter parameters (lr %g)", args.llm_lora_rank,
+                    ",".join(model.config.llm_lora_target_modules), f"{sum(p.numel() for p in lora):,}", args.lora_lr or args.lr)
+    optimizer = torch.optim.Adam(groups, lr=args.lr, betas=(args.beta1, args.beta2))
     steps_per_epoch = (len(samples) + args.batch_size - 1) // args.batch_size
     planned = steps_per_epoch * args.epochs if args.max_steps is None else min(args.max_steps, steps_per_epoch * args.epochs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(args.lr_schedule, args.warmup_steps, planned))
