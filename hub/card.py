@@ -116,7 +116,10 @@ def load_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{path} is corrupt ({e}); re-run `allmrec data prepare`") from e
     if not isinstance(manifest, dict) or "options" not in manifest or "counts" not in manifest:
         raise DataError(f"{path} is not a prepared-dataset manifest (no options/counts); re-run `allmrec data prepare`")
-    return manifest
+    from allmrec.data.hub import hub_source
+
+    source = hub_source(data_dir)  # pushed with `allmrec data push` / pulled from hub:REPO: the card links it
+    return {**manifest, "hub_dataset": source} if source else manifest
 
 
 def check_results_match_manifest(results: Sequence[Mapping[str, Any]], manifest: Mapping[str, Any], names: Sequence[str]) -> None:
@@ -307,7 +310,10 @@ def training_data_section(manifest: Mapping[str, Any] | None) -> str:
     if not manifest:
         return ""
     o, c = manifest.get("options") or {}, manifest.get("counts") or {}
-    lines = [
+    hub = manifest.get("hub_dataset") or {}
+    lines = [f"The prepared data is on the Hub: [`{hub['repo_id']}`](https://huggingface.co/datasets/{hub['repo_id']}) "
+             f"(revision `{hub.get('revision', 'main')}`; load it with `PreparedDataset.load(\"hub:{hub['repo_id']}\")`).", ""] if hub.get("repo_id") else []
+    lines += [
         f"Prepared with `allmrec data prepare` (allmrec {manifest.get('allmrec_version', '?')}) from "
         f"{_dataset_display(manifest.get('name'))} in `{manifest.get('format', '?')}` format"
         + (f" (`{manifest['created_by']}`)" if manifest.get("created_by") else "") + ".",
@@ -535,6 +541,9 @@ def eval_results(own: Sequence[tuple[str, Mapping[str, Any]]], manifest: Mapping
 
 
 def _dataset_ids(manifest: Mapping[str, Any] | None, name: str | None) -> list[str]:
+    hub = (manifest or {}).get("hub_dataset")
+    if hub and hub.get("repo_id"):
+        return [hub["repo_id"]]  # the exact prepared data on the Hub (the raw source is named in its own card)
     fmt = (manifest or {}).get("format")
     if fmt in DATASET_HUB_IDS:
         return [DATASET_HUB_IDS[fmt]]

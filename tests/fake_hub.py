@@ -18,14 +18,18 @@ What it implements (the routes huggingface_hub 2.4 and transformers 5.x hit for 
 ``GET  /api/{type}s/{ns}/{name}/tree/{rev}[/{path}]``      file listing (``list_repo_tree``)
 ``GET  /api/{type}s/{ns}/{name}/refs``                     branches (``list_repo_refs``)
 ``GET  /api/{type}s/{ns}/{name}/commits/{rev}``            history (``list_repo_commits``)
+``POST /[{type}s/]{ns}/{name}.git/info/lfs/objects/batch``  git-lfs batch (``basic``): upload hrefs for ``*.parquet``
+``PUT  /lfs-upload/{sha256}``                              the object's bytes (sha256-checked); commits reference it
+                                                           with ``lfsFile`` lines
 ``HEAD|GET /[{type}s/]{ns}/{name}/resolve/{rev}/{path}``   200 + ``X-Repo-Commit``/``ETag``; 404 + ``X-Error-Code``
                                                            ``RepoNotFound`` / ``RevisionNotFound`` / ``EntryNotFound``
 =========================================================  ==========================================================
 
 Every commit is an immutable snapshot addressed by its sha, so ``revision=<sha>`` pins work after later
 pushes. Writes need ``Authorization: Bearer <token>`` with the server's token (401 otherwise); private
-repos are invisible (404 ``RepoNotFound``) without it. LFS/xet transfer is not implemented: test files stay
-small. Unknown routes answer 404 and are recorded in ``FakeHub.unhandled`` so a test can assert none occurred.
+repos are invisible (404 ``RepoNotFound``) without it. ``*.parquet`` files go through the git-lfs batch API
+(``basic`` transfer, as ``datasets``' push uploads them); xet is disabled for the clients; every other file is
+"regular" (base64 in the commit), so test files stay small. Unknown routes answer 404 and are recorded in ``FakeHub.unhandled`` so a test can assert none occurred.
 
 The :func:`fake_hub` fixture starts one server per test session, resets it for each test and points the
 already-imported client at it (``huggingface_hub`` reads ``HF_ENDPOINT``/``HF_HUB_OFFLINE``/``HF_HOME`` at
@@ -49,6 +53,8 @@ import pytest
 FAKE_TOKEN = "hf_fake"
 FAKE_USER = "fake-user"
 REPO_TYPES = ("model", "dataset", "space")
+#: files the fake Hub stores through the LFS batch API (``basic`` transfer; xet is disabled for its clients)
+LFS_SUFFIXES = (".parquet",)
 # Hub-side pipeline tags accepted by validate-yaml (a subset of the Hub's list, enough to catch typos).
 PIPELINE_TAGS = {
     "text-generation", "text2text-generation", "text-classification", "token-classification", "fill-mask",
@@ -111,6 +117,7 @@ class FakeHub:
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.unhandled: list[tuple[str, str]] = []
+        self.lfs_objects: dict[str, bytes] = {}  # sha256 → content, uploaded through the LFS batch API
         self.lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -137,6 +144,7 @@ class FakeHub:
     def reset(self) -> None:
         with self.lock:
             self.repos.clear()
+            self.lfs_objects.clear()
             self.requests.clear()
             self.unhandled.clear()
 
@@ -193,8 +201,27 @@ class FakeHub:
     def preupload(self, repo: Repo, revision: str, body: dict) -> tuple[int, dict]:
         if repo.resolve(revision) is None:
             raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-        files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in body.get("files", [])]
+        files = [{"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                  "shouldIgnore": False} for f in body.get("files", [])]
         return 200, {"files": files}
+
+    def lfs_batch(self, body: dict) -> tuple[int, dict]:
+        """The git-lfs batch API (``basic`` transfer): an upload href per object not stored yet."""
+        if body.get("operation") != "upload":
+            raise HubError(400, "the fake Hub's LFS batch API only uploads")
+        objects = []
+        for o in body.get("objects", []):
+            entry = {"oid": o["oid"], "size": o["size"], "authenticated": True}
+            if o["oid"] not in self.lfs_objects:
+                entry["actions"] = {"upload": {"href": f"{self.endpoint}/lfs-upload/{o['oid']}", "header": {}}}
+            objects.append(entry)
+        return 200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"}
+
+    def lfs_upload(self, oid: str, content: bytes) -> tuple[int, dict]:
+        if hashlib.sha256(content).hexdigest() != oid:
+            raise HubError(400, f"LFS object {oid[:12]}… does not match its content's sha256")
+        self.lfs_objects[oid] = content
+        return 200, {}
 
     def commit(self, repo: Repo, revision: str, raw: bytes, create_pr: bool) -> tuple[int, dict]:
         if create_pr:
@@ -224,7 +251,9 @@ class FakeHub:
                 prefix = value["path"].rstrip("/") + "/"
                 files = {p: c for p, c in files.items() if not p.startswith(prefix)}
             elif key == "lfsFile":
-                raise HubError(400, "LFS uploads are not supported by the fake Hub (every file is 'regular')")
+                if value.get("oid") not in self.lfs_objects:
+                    raise HubError(422, f"LFS object {value.get('oid')} of {value.get('path')} was never uploaded")
+                files[value["path"]] = self.lfs_objects[value["oid"]]
             else:
                 raise HubError(400, f"unknown commit operation {key!r}")
         c = repo.commit(revision, header.get("summary") or "commit", files, base.sha)
@@ -502,6 +531,14 @@ class _Handler(BaseHTTPRequestHandler):
             if len(rest) >= 3 and rest[0] in ("models", "datasets", "spaces"):
                 return self._repo_api(rest[0][:-1], f"{rest[1]}/{rest[2]}", rest[3:], query, authed)
             return False
+        if method == "PUT" and len(parts) == 2 and parts[0] == "lfs-upload":
+            self._send(*fake.lfs_upload(parts[1], self._body()))
+            return True
+        if method == "POST" and len(parts) >= 6 and parts[-4:] == ["info", "lfs", "objects", "batch"] and parts[-5].endswith(".git"):
+            if not authed:
+                raise HubError(401, "Invalid username or password.")
+            self._send(*fake.lfs_batch(json.loads(self._body() or b"{}")))
+            return True
         # file routes: /{ns}/{name}/resolve/{rev}/{path} (models) or /{type}s/{ns}/{name}/resolve/...
         repo_type = "model"
         if parts and parts[0] in ("datasets", "spaces"):
@@ -603,6 +640,7 @@ def fake_hub(_fake_hub_server, _fake_hub_modules_cache, tmp_path, monkeypatch) -
         "TRANSFORMERS_OFFLINE": "0",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+        "HF_HUB_DISABLE_XET": "1",
         "HF_MODULES_CACHE": str(_fake_hub_modules_cache),
     }
     for k, v in env.items():
@@ -622,11 +660,18 @@ def fake_hub(_fake_hub_server, _fake_hub_modules_cache, tmp_path, monkeypatch) -
         "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
         "HF_XET_CACHE": str(home / "xet"),
         "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HUB_DISABLE_XET": True,
     }
     for name, value in patches.items():
         if hasattr(constants, name):
             monkeypatch.setattr(constants, name, value)
     monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)
+    import datasets.config as datasets_config  # read at its import too: datasets' push_to_hub / load_dataset
+
+    for name, value in {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": False, "HF_DATASETS_OFFLINE": False,
+                        "HF_UPDATE_DOWNLOAD_COUNTS": False, "HF_DATASETS_CACHE": home / "datasets",
+                        "HF_CACHE_HOME": str(home)}.items():
+        monkeypatch.setattr(datasets_config, name, value)
     monkeypatch.setattr(dynamic_module_utils, "HF_MODULES_CACHE", str(_fake_hub_modules_cache))
     monkeypatch.setattr(transformers_hub, "HF_MODULES_CACHE", str(_fake_hub_modules_cache))
     return hub

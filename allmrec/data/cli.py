@@ -34,6 +34,19 @@ def register(sub) -> None:
             p.add_argument(flag, type=typ, help=help_, **kw)
     p.set_defaults(func=_prepare)
 
+    u = dsub.add_parser(
+        "push",
+        help="upload a prepared dataset to a Hub dataset repository (Parquet splits, manifest, catalogue, card)",
+        description="Upload DIR (allmrec data prepare) to a dataset repository: the splits as Parquet through datasets' "
+        "push_to_hub, manifest.json, items.jsonl, the content fingerprint and a dataset card. Get it back with "
+        "`allmrec data prepare --source hub:REPO --out D` or PreparedDataset.load('hub:REPO'). Needs HF_TOKEN.",
+    )
+    u.add_argument("--data", required=True, help="prepared dataset directory")
+    u.add_argument("--repo-id", required=True, help="dataset repository, OWNER/NAME")
+    u.add_argument("--private", action="store_true", help="create the repository private (e.g. for data whose terms forbid redistribution)")
+    u.add_argument("--commit-message", default=None, help="commit message (default: allmrec data push: NAME ...)")
+    u.set_defaults(func=_push)
+
     s = dsub.add_parser("stats", help="print users, items, interactions, density, warm/cold counts (paper Table 2)")
     s.add_argument("dir", help="a prepared dataset directory")
     s.add_argument("--json", action="store_true", help="print the manifest counts as JSON")
@@ -41,12 +54,34 @@ def register(sub) -> None:
 
 
 def _prepare(args) -> int:
+    from pathlib import Path
+
+    from ..errors import AllmrecError
     from .dataset import PreparedDataset
+    from .hub import is_hub_source, pull_dataset
     from .prepare import options_from_args, prepare
     from .stats import stats_table
 
-    prepare(options_from_args(args), args.out, overwrite=args.overwrite)
+    if is_hub_source(args.source):  # already prepared: download + fingerprint check, no preparation options apply
+        if Path(args.out).exists() and not args.overwrite:
+            raise AllmrecError(f"output directory {args.out} already exists; pass --overwrite to replace it")
+        pull_dataset(args.source, out=args.out)
+    else:
+        prepare(options_from_args(args), args.out, overwrite=args.overwrite)
     print(stats_table(PreparedDataset.load(args.out)))
+    return 0
+
+
+def _push(args) -> int:
+    import json
+    import os
+
+    from ..errors import AllmrecError
+    from .hub import push_dataset
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise AllmrecError("HF_HUB_OFFLINE is set: pushing needs the network (unset it, or use HF_ENDPOINT for a mirror)")
+    print(json.dumps(push_dataset(args.data, args.repo_id, private=args.private, commit_message=args.commit_message), indent=2))
     return 0
 
 

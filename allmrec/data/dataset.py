@@ -57,6 +57,12 @@ class PreparedDataset:
 
     @classmethod
     def load(cls, path: str | Path) -> "PreparedDataset":
+        """A prepared directory, or ``hub:OWNER/NAME[@REVISION]`` (downloaded once into the allmrec cache and checked
+        against its pushed fingerprint, see :mod:`allmrec.data.hub`)."""
+        from .hub import is_hub_source, pull_dataset
+
+        if is_hub_source(path):
+            path = pull_dataset(str(path))
         path = Path(path)
         mf = path / "manifest.json"
         if not mf.is_file() or not (path / "dataset").is_dir():

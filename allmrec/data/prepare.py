@@ -44,7 +44,7 @@ DOMAINS = ("movie", "game", "item")
 class PrepareOptions:
     """Preprocessing options. Defaults follow the paper (§5.1) and are all recorded in the manifest."""
 
-    source: str = field(metadata={"help": "ml-100k (built in), a RecBole .inter file/dir, or an Amazon review file"})
+    source: str = field(metadata={"help": "ml-100k (built in), a RecBole .inter file/dir, an Amazon review file, or hub:OWNER/NAME[@REV] (a dataset pushed with `allmrec data push`: downloaded as it was prepared)"})
     meta: str | None = field(default=None, metadata={"help": "Amazon meta file (meta_<Cat>.json[.gz]/.jsonl[.gz])"})
     format: str = field(default="auto", metadata={"help": f"input format: auto or one of {', '.join(FORMATS)}"})
     name: str | None = field(default=None, metadata={"help": "dataset name (default: from the file name)"})
