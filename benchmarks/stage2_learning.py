@@ -40,6 +40,9 @@ VARIANTS: dict[str, list[str]] = {
     "no-norm": ["--soft-token-norm", "none"],
     "last-targets": ["--targets", "last"],
     "constant-lr": ["--lr-schedule", "constant", "--warmup-steps", "0"],
+    "no-matching": ["--match-weight", "0", "--match-pretrain-epochs", "0"],
+    "teacher": ["--user-token-teacher", "0.5"],
+    "lora": ["--llm-lora-rank", "8", "--lora-lr", "3e-4"],
 }
 
 

@@ -34,7 +34,35 @@ def register(sub) -> None:
     p.add_argument("--card-template", default=None, help="Jinja model-card template (default: the packaged MODEL_CARD.md)")
     p.add_argument("--card-out", default=None, help="also write the rendered card to this file")
     p.add_argument("--dry-run", action="store_true", help="check and render only; do not contact the Hub")
+    p.add_argument("--space", action="store_true",
+                   help="also publish the demo Space (hub/space: Gradio app + requirements + Space card) serving this "
+                        "model, pinned to the pushed commit")
+    p.add_argument("--space-id", default=None, help="the Space repository (default: <repo-id>-demo)")
     p.set_defaults(func=run_push, needs_hub=True)
+
+    s = sub.add_parser(
+        "serve",
+        help="run the demo app (the Space) locally: rank candidates for typed-in watched titles",
+        description="Start the Gradio demo of hub/space/app.py on a local port: type or pick watched titles from the "
+                    "checkpoint's catalogue and see the candidates ranked by A-LLMRec and by its CF model alone.",
+    )
+    s.add_argument("--model", required=True, help="A-LLMRec checkpoint: folder or Hub id")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the candidate draws (default: 0)")
+    s.set_defaults(func=run_serve)
+
+
+def run_serve(args) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:  # an optional dependency
+        from allmrec.errors import AllmrecError
+
+        raise AllmrecError("`allmrec serve` needs gradio: pip install 'allmrec[space]'")
+    from .space.app import main
+
+    return main(["--model", str(args.model), "--host", args.host, "--port", str(args.port), "--seed", str(args.seed)])
 
 
 def run_push(args) -> int:
@@ -62,4 +90,9 @@ def run_push(args) -> int:
         atomic_write_text(args.card_out, str(card))
     print(summary_json(result))
     print(f"load it pinned to this commit with revision=\"{result.commit_sha}\"")
+    if args.space:
+        from .push import push_space
+
+        space = push_space(args.repo_id, args.space_id, model_revision=result.commit_sha, private=args.private)
+        print(summary_json(space))
     return 0

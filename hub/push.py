@@ -195,6 +195,32 @@ def push_checkpoint(
                       files=uploads, deleted=stale)
 
 
+def push_space(model_repo: str, space_id: str | None = None, model_revision: str | None = None,
+               private: bool = False, token: str | None = None) -> PushResult:
+    """Publish the demo Space (``hub/space``) serving ``model_repo`` to ``space_id`` (default ``<model_repo>-demo``)."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from .space import space_files
+
+    token = _require_online_and_token(token)
+    space_id = space_id or f"{model_repo}-demo"
+    api = HfApi(token=token)
+    try:
+        api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    except Exception as e:  # noqa: BLE001
+        raise _hub_error(f"creating the Space {space_id}", e) from e
+    files = space_files(model_repo, model_revision)
+    operations = [CommitOperationAdd(path_in_repo=n, path_or_fileobj=b) for n, b in files.items()]
+    try:
+        commit = api.create_commit(space_id, operations=operations, repo_type="space",
+                                   commit_message=f"A-LLMRec demo for {model_repo}")
+    except Exception as e:  # noqa: BLE001
+        raise _hub_error(f"committing to the Space {space_id}", e) from e
+    logger.info("pushed the demo Space %s (commit %s) serving %s", space_id, commit.oid, model_repo)
+    return PushResult(repo_id=space_id, revision="main", commit_sha=commit.oid, commit_url=commit.commit_url,
+                      files=sorted(files))
+
+
 def write_card(prepared: PreparedPush, out: str | os.PathLike) -> Path:
     """Write the rendered card to ``out`` (atomic)."""
     from allmrec.utils.io import atomic_write_text

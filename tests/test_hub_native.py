@@ -168,3 +168,51 @@ def test_downloaded_checkpoint_loads_with_no_argument_without_allmrec(fake_hub, 
     assert [[r["item_id"] for r in p] for p in got["pipeline"]] == [[r["item_id"] for r in p] for p in expected]
     # without allmrec the recorded asset cannot be had: the Hub weights are used, and the user is told
     assert "base LLM loaded from base-org/tiny-base, not the smollm2-135m-instruct asset" in run.stderr
+
+
+def test_space_published_next_to_the_model_runs_without_allmrec(fake_hub, tiny_data, tiny_llm_dir, tmp_path,
+                                                                 python_without_allmrec):
+    """`allmrec push --space`: the Space repo holds the app, its requirements and a Space card naming the model;
+    downloaded into a process without allmrec, the app loads the pinned model from the Hub and serves the page."""
+    import socket
+    import time
+    import urllib.request
+
+    from huggingface_hub import HfApi, snapshot_download
+
+    from allmrec.cli import main
+
+    api = HfApi()
+    api.create_repo("base-org/tiny-base")
+    api.upload_folder(folder_path=str(tiny_llm_dir), repo_id="base-org/tiny-base")
+    model = build_allmrec(tiny_data, tiny_llm_dir, seed=8)
+    model.config.llm_name_or_path = "base-org/tiny-base"
+    ckpt = save_checkpoint(model, tmp_path / "ckpt")
+    assert main(["push", "--model", str(ckpt), "--repo-id", "ns/rec", "--data", str(tiny_data), "--space"]) == 0
+    files = fake_hub.files("ns/rec-demo", repo_type="space")
+    assert {"app.py", "requirements.txt", "README.md", "space_config.json"} <= set(files)
+    card = files["README.md"].decode()
+    assert "sdk: gradio" in card and "app_file: app.py" in card and "- ns/rec" in card
+    config = json.loads(files["space_config.json"])
+    assert config["model"] == "ns/rec" and config["revision"] == fake_hub.head("ns/rec")
+
+    space = Path(snapshot_download("ns/rec-demo", repo_type="space", local_dir=str(tmp_path / "space")))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([str(python_without_allmrec), "app.py", "--port", str(port)], cwd=space, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, page = time.monotonic() + 240, None
+        while time.monotonic() < deadline and page is None and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read().decode("utf-8", "replace")
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, proc.stdout.read()[-3000:] if proc.poll() is not None else "no answer"
+        assert "A-LLMRec" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
