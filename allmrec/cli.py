@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     # cannot connect retries for ~70 s before failing. Users with network can set HF_HUB_OFFLINE=0;
     # commands that must talk to the Hub (push) declare needs_hub. Set after parsing, before any
     # command imports huggingface_hub (which reads the variable at import time).
-    if not getattr(args, "needs_hub", False):
+    needs_hub = getattr(args, "needs_hub", False)
+    if callable(needs_hub):  # e.g. `data prepare --source hub:REPO`
+        needs_hub = needs_hub(args)
+    if not needs_hub:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

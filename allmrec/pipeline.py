@@ -29,6 +29,7 @@ def load_recommender(model: str | Path, device: str | None = None, llm: str | No
     if kind == "llm":
         return build_llm_only(str(model)[len(LLM_PREFIX):], num_items=1, device=device, dtype=dtype)
     if kind == "tallrec":
+        # num_items only matters for a plain adapter without allmrec's sidecar (titles are given as text)
         return load_tallrec(model, num_items=1, llm=llm, device=device, dtype=dtype)
     if kind == "allmrec":
         from .model.inference import load_for_inference

@@ -24,6 +24,7 @@ def test_dataset_round_trip_through_the_hub(fake_hub, tiny_data, tmp_path, monke
     from allmrec.data.hub import dataset_fingerprint, hub_source
 
     monkeypatch.setenv("ALLMREC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # as for a user: the CLI keeps other commands offline
     local = tmp_path / "local"
     import shutil
 
@@ -85,3 +86,16 @@ def test_push_offline_is_refused(tiny_data, monkeypatch):
             data, repo_id, private, commit_message = str(tiny_data), "ns/x", False, None
 
         _push(A)
+
+
+def test_push_with_a_rejected_token_is_one_line(fake_hub, tiny_data, tmp_path):
+    import shutil
+
+    from allmrec.data.hub import push_dataset
+
+    local = tmp_path / "local"
+    shutil.copytree(tiny_data, local)
+    with pytest.raises(AllmrecError, match="failed") as e:
+        push_dataset(local, "ns/denied", token="hf_wrong")
+    assert "\n" not in str(e.value) and "HF_TOKEN" in str(e.value)
+    assert not (local / "hub_source.json").exists()  # nothing recorded for a push that did not happen

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from fake_hub import _fake_hub_modules_cache, _fake_hub_server, fake_hub  # noqa: F401 (fixtures)
 from test_hub import build_allmrec, save_checkpoint, tiny_llm_dir  # noqa: F401 (fixture)
 
 CHROMEDRIVER = shutil.which("chromedriver")

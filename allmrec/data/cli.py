@@ -32,7 +32,8 @@ def register(sub) -> None:
             typ = {"int | None": int, "float | None": float, "int": int, "float": float}.get(str(f.type), str)
             kw = {"required": True} if f.default is MISSING else {"default": f.default}
             p.add_argument(flag, type=typ, help=help_, **kw)
-    p.set_defaults(func=_prepare)
+    # a hub: source is downloaded: the one prepare that talks to the Hub (main() keeps the others offline)
+    p.set_defaults(func=_prepare, needs_hub=lambda a: str(a.source).startswith("hub:"))
 
     u = dsub.add_parser(
         "push",
@@ -45,7 +46,7 @@ def register(sub) -> None:
     u.add_argument("--repo-id", required=True, help="dataset repository, OWNER/NAME")
     u.add_argument("--private", action="store_true", help="create the repository private (e.g. for data whose terms forbid redistribution)")
     u.add_argument("--commit-message", default=None, help="commit message (default: allmrec data push: NAME ...)")
-    u.set_defaults(func=_push)
+    u.set_defaults(func=_push, needs_hub=True)
 
     s = dsub.add_parser("stats", help="print users, items, interactions, density, warm/cold counts (paper Table 2)")
     s.add_argument("dir", help="a prepared dataset directory")

@@ -161,14 +161,27 @@ interactions, held out of every other split.
 def push_dataset(path: str | Path, repo_id: str, private: bool = False, token: str | None = None,
                  commit_message: str | None = None) -> dict:
     """Upload a prepared dataset directory to the dataset repository ``repo_id`` → ``{"repo_id", "commit", "url",
-    "fingerprint"}``. Records the repository in ``PATH/hub_source.json`` (model cards link it)."""
+    "fingerprint"}``. Records the repository in ``PATH/hub_source.json`` (model cards link it). Hub failures (no or
+    rejected token, unreachable endpoint) become one-line :class:`AllmrecError`."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return _push_dataset(Path(path), repo_id, private, token, commit_message)
+    except (HfHubHTTPError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise AllmrecError(f"pushing {path} to the dataset repository {repo_id} failed: {first} "
+                           f"(log in with `hf auth login` or set HF_TOKEN; check the network)") from e
+
+
+def _push_dataset(path: Path, repo_id: str, private: bool, token: str | None, commit_message: str | None) -> dict:
     from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
     from huggingface_hub.repocard import RepoCard
 
     from .dataset import PreparedDataset
 
-    path = Path(path)
     ds = PreparedDataset.load(path)
     fingerprint = dataset_fingerprint(path)
     candidates = ds.candidate_fingerprint("test")

@@ -474,7 +474,8 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
                 args.lr, args.lr_schedule, args.warmup_steps, args.match_weight, args.match_temperature, args.match_pretrain_epochs,
                 args.user_token_teacher)
     lora = [p for n, p in model.named_parameters() if p.requires_grad and ".lora_" in n]
-    groups = [{"params": [p for p in trainable if all(p is not q for q in lora)]}]
+    lora_ids = {id(p) for p in lora}
+    groups = [{"params": [p for p in trainable if id(p) not in lora_ids]}]
     if lora:
         groups.append({"params": lora, "lr": args.lora_lr or args.lr})
         logger.info("LoRA rank %d on %s: %s adapter parameters (lr %g)", args.llm_lora_rank,
