@@ -144,7 +144,8 @@ def _convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> Path:
     return dest
 
 
-def _offline() -> bool:
+def hub_offline() -> bool:
+    """``HF_HUB_OFFLINE`` as set in the environment now (huggingface_hub reads it once, at import)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -153,7 +154,7 @@ def resolve_llm(name: str) -> str:
     when the asset is installed; any other string is returned unchanged."""
     key = name.lower()
     if key in _BY_CANONICAL and _BY_CANONICAL[key] != MINILM:
-        if not _offline():
+        if not hub_offline():
             return name
         try:
             return resolve_llm(_BY_CANONICAL[key])
@@ -207,4 +208,4 @@ def clear_cache() -> None:
     shutil.rmtree(cache_dir(), ignore_errors=True)
 
 
-__all__ = ["asset_name", "canonical_id", "asset_provenance", "CANONICAL_IDS", "resolve_llm", "resolve_sbert", "resolve_dataset", "cache_dir", "KNOWN_ASSETS", "SMOLLM2", "MINILM", "ML100K"]
+__all__ = ["hub_offline", "asset_name", "canonical_id", "asset_provenance", "CANONICAL_IDS", "resolve_llm", "resolve_sbert", "resolve_dataset", "cache_dir", "KNOWN_ASSETS", "SMOLLM2", "MINILM", "ML100K"]

@@ -221,14 +221,19 @@ class TextOnlyRecommender(nn.Module):
         )
 
     # ------------------------------------------------------------------ one user (pipeline / CLI)
+    @staticmethod
+    def _item_id(item: int | str) -> int | None:
+        """The catalogue id an item is given as (an int or a digit string), ``None`` for a title."""
+        return None if isinstance(item, str) and not item.strip().isdigit() else int(item)
+
     def _titles_of(self, items: Sequence[int | str], what: str) -> list[str]:
         """Titles for ids (from the catalogue) or titles as given: a text-only model reads nothing but titles."""
         out = []
         for item in items:
-            if isinstance(item, str) and not item.strip().isdigit():
+            i = self._item_id(item)
+            if i is None:
                 out.append(item)
                 continue
-            i = int(item)
             if self.item_titles is None or not 0 < i < len(self.item_titles):
                 raise ValueError(f"{what}: item id {i} needs a catalogue (pass titles instead, or a TALLRec adapter "
                                  f"trained with one)" if self.item_titles is None else f"{what}: unknown item id {i}")
@@ -251,7 +256,7 @@ class TextOnlyRecommender(nn.Module):
         builder = self.prompt_builder()
         conts = [[encode_target(self.tokenizer, builder.target_text(titles[i])) for i in local]]
         scores = self.score_candidates(batch["input_ids"], batch["attention_mask"], conts)[0].tolist()
-        given = [None if isinstance(c, str) and not c.strip().isdigit() else int(c) for c in candidates]
+        given = [self._item_id(c) for c in candidates]
         ranked = sorted(zip(given, cands, scores), key=lambda x: -x[2])
         return [{"item_id": i, "title": t, "score": float(s)} for i, t, s in ranked]
 
@@ -263,7 +268,7 @@ class TextOnlyRecommender(nn.Module):
         new = self.generate_answers(batch["input_ids"], batch["attention_mask"])
         text = self.tokenizer.decode(new[0], skip_special_tokens=True)
         answer, j = parse_answer(text), match_candidate(text, cands)
-        given = [None if isinstance(c, str) and not c.strip().isdigit() else int(c) for c in candidates]
+        given = [self._item_id(c) for c in candidates]
         return {"answer": answer, "item_id": None if j is None else given[j], "title": None if j is None else cands[j]}
 
     def _quote_counts(self) -> torch.Tensor:

@@ -75,12 +75,12 @@ def _prepare(args) -> int:
 
 def _push(args) -> int:
     import json
-    import os
 
+    from ..assets import hub_offline
     from ..errors import AllmrecError
     from .hub import push_dataset
 
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+    if hub_offline():
         raise AllmrecError("HF_HUB_OFFLINE is set: pushing needs the network (unset it, or use HF_ENDPOINT for a mirror)")
     print(json.dumps(push_dataset(args.data, args.repo_id, private=args.private, commit_message=args.commit_message), indent=2))
     return 0

@@ -78,7 +78,6 @@ from .processing_allmrec import (
     tokenizer_fingerprint,
 )
 from .matching import match_candidate
-from .pipeline_allmrec import CUSTOM_PIPELINES
 from .prompts import PromptBuilder
 
 logger = logging.get_logger(__name__)
@@ -914,7 +913,10 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             }
         if is_main_process:
             # the checkpoint's own `pipeline()` task: copy the pipeline file beside the model code, name it in config
+            # (imported here: the pipeline module pulls in transformers.pipelines, which remote-code loading never needs)
             import shutil
+
+            from .pipeline_allmrec import CUSTOM_PIPELINES
 
             os.makedirs(save_directory, exist_ok=True)
             shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "pipeline_allmrec.py"), save_directory)
