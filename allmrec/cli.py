@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .cf import cli as cf_cli
     from .data import cli as data_cli
     from .evaluation import cli as evaluation_cli
+    from .evaluation import genres as genres_cli
+    from .reproduce import cli as reproduce_cli
     from .model import cli as model_cli
     from . import demo as demo_cli
     from hub import cli as hub_cli
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_cli.register_train(train_sub)
     baselines_cli.register_train(train_sub)
     evaluation_cli.register(sub)
+    genres_cli.register(sub)
+    reproduce_cli.register(sub)
     model_cli.register_recommend(sub)
     hub_cli.register(sub)
     demo_cli.register(sub)

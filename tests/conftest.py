@@ -66,6 +66,39 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 STAGE2_LATENT = 16
+TINY_LAYERS = 3  # layers of the tiny SBERT
+
+
+def _st_modules():
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5
+        from sentence_transformers.models import Pooling, Transformer
+    return Transformer, Pooling
+
+
+@pytest.fixture(scope="session")
+def tiny_sbert_path(tmp_path_factory) -> str:
+    """A sentence-transformers folder: random 3-layer BERT (hidden 32) + mean pooling, MiniLM tokenizer."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from allmrec.assets import resolve_sbert
+
+    root = tmp_path_factory.mktemp("tiny_sbert")
+    tok = AutoTokenizer.from_pretrained(resolve_sbert("all-minilm-l6-v2"))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=TINY_LAYERS, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(root / "hf")
+    tok.save_pretrained(root / "hf")
+    Transformer, Pooling = _st_modules()
+    st = SentenceTransformer(modules=[Transformer(str(root / "hf"), max_seq_length=32), Pooling(32, "mean")], device="cpu")
+    st.save(str(root / "st"))
+    return str(root / "st")
+
+
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from allmrec.alignment.sbert import ItemTextInputs, configure_trainable_layers, 
 from allmrec.cf.base import CFRecommenderMixin
 from allmrec.errors import AllmrecError, CheckpointError
 
-TINY_LAYERS = 3
+from conftest import TINY_LAYERS  # noqa: E402  (the tiny SBERT fixture lives in conftest)
 
 
 # ---------------------------------------------------------------------------- helpers / fixtures
@@ -54,35 +54,6 @@ class TinyCF(nn.Module, CFRecommenderMixin):
 
     def item_embeddings(self, item_ids):
         return self.item_emb(item_ids)
-
-
-def _st_modules():
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers < 5
-        from sentence_transformers.models import Pooling, Transformer
-    return Transformer, Pooling
-
-
-@pytest.fixture(scope="session")
-def tiny_sbert_path(tmp_path_factory) -> str:
-    """A sentence-transformers folder: random 3-layer BERT (hidden 32) + mean pooling, MiniLM tokenizer."""
-    from sentence_transformers import SentenceTransformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from allmrec.assets import resolve_sbert
-
-    root = tmp_path_factory.mktemp("tiny_sbert")
-    tok = AutoTokenizer.from_pretrained(resolve_sbert("all-minilm-l6-v2"))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=TINY_LAYERS, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64)
-    torch.manual_seed(0)
-    BertModel(cfg).save_pretrained(root / "hf")
-    tok.save_pretrained(root / "hf")
-    Transformer, Pooling = _st_modules()
-    st = SentenceTransformer(modules=[Transformer(str(root / "hf"), max_seq_length=32), Pooling(32, "mean")], device="cpu")
-    st.save(str(root / "st"))
-    return str(root / "st")
 
 
 def _tiny_sbert(path):

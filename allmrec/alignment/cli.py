@@ -68,6 +68,8 @@ def register_train(sub) -> None:
     p.add_argument("--rec-score", choices=("dot", "mean"), default="dot",
                    help="L_rec score: dot product (Eq. 5) or mean over dimensions (official code)")
     p.add_argument("--all-items", action="store_true", help="train on every item of each sequence (A-LLMRec_all)")
+    p.add_argument("--few-shot", type=int, default=None, metavar="K",
+                   help="train only on the prepared few-shot subset of K users (paper Table 6; see `allmrec data stats`)")
     p.add_argument("--encoder-activation", choices=("sigmoid", "relu", "tanh", "gelu", "identity"), default="sigmoid",
                    help="encoder non-linearity (official code: sigmoid)")
     p.add_argument("--cf-dropout-bug", action="store_true",
@@ -113,6 +115,7 @@ def args_to_training_arguments(args):
         match_temperature=args.match_temperature,
         rec_score=args.rec_score,
         train_items="all" if args.all_items else "last",
+        few_shot=args.few_shot,
         encoder_activation=args.encoder_activation,
         cf_dropout_bug=args.cf_dropout_bug,
         seed=args.seed,

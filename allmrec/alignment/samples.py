@@ -87,6 +87,7 @@ class Stage1Sampler:
         train_items: str = "last",
         seed: int = 0,
         shuffle: bool = True,
+        only_users: Sequence[int] | None = None,
     ):
         if batch_size <= 0:
             raise DataError(f"batch size must be positive, got {batch_size}")
@@ -97,7 +98,10 @@ class Stage1Sampler:
         self.train_items = train_items
         self.seed = int(seed)
         self.shuffle = shuffle
-        self.users = np.array([u for u, s in enumerate(self.train_sequences) if len(s) >= 2], dtype=np.int64)
+        # only_users: 1-based user ids to train on (the prepared few-shot subset, paper Table 6); None = everyone
+        keep = None if only_users is None else {int(u) - 1 for u in only_users}
+        self.users = np.array([u for u, s in enumerate(self.train_sequences)
+                               if len(s) >= 2 and (keep is None or u in keep)], dtype=np.int64)
         if len(self.users) == 0:
             raise DataError("no user has 2 or more training items; stage 1 has nothing to learn from")
         self.negatives = NegativeSampler(self.train_sequences, num_items)

@@ -72,6 +72,7 @@ class Stage1TrainingArguments(ScalingArguments):
     match_temperature: float = field(default=0.1, metadata={"help": "temperature of the infonce matching loss"})
     rec_score: str = field(default="dot", metadata={"help": "L_rec score: dot (Eq. 5) or mean (official code)"})
     train_items: str = field(default="last", metadata={"help": "last (paper) or all (A-LLMRec_all) items per user"})
+    few_shot: int | None = field(default=None, metadata={"help": "train only on the prepared few-shot subset of K users (paper Table 6)"})
     encoder_activation: str = field(default="sigmoid", metadata={"help": "encoder non-linearity (official: sigmoid)"})
     cf_dropout_bug: bool = field(default=False, metadata={"help": "compute x^u with the CF model in train mode (official bug)"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, shuffling, negatives and dropout"})
@@ -99,6 +100,8 @@ class Stage1TrainingArguments(ScalingArguments):
             raise AllmrecError(f"--early-stopping-metric must be mrr or loss, got {self.early_stopping_metric!r}")
         if self.mixed_precision not in ("auto", "no", "fp16", "bf16"):
             raise AllmrecError(f"--mixed-precision must be auto, no, fp16 or bf16, got {self.mixed_precision!r}")
+        if self.few_shot is not None and self.few_shot <= 0:
+            raise AllmrecError(f"--few-shot must be positive, got {self.few_shot}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch <= 0:
             raise AllmrecError(f"--max-steps-per-epoch must be positive, got {self.max_steps_per_epoch}")
         self.validate_scaling()
@@ -289,7 +292,8 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
         optimizer = torch.optim.Adam(trainable, lr=args.lr, betas=(args.adam_beta1, args.adam_beta2))
         wrapped, optimizer = accelerator.prepare(model, optimizer)
         sampler = Stage1Sampler(
-            dataset.train_sequences, dataset.num_items, maxlen, args.batch_size, config.train_items, seed=args.seed
+            dataset.train_sequences, dataset.num_items, maxlen, args.batch_size, config.train_items, seed=args.seed,
+            only_users=dataset.few_shot_users(args.few_shot) if args.few_shot else None,
         )
         step = _Stage1Step(cf_model, config, text_inputs, text_embeddings, device)
         valid = validation_batches(dataset, maxlen)

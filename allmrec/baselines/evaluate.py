@@ -21,13 +21,16 @@ logger = get_logger(__name__)
 def evaluate_text_model(model, dataset, split: str = "test", mode: str = "generate", batch_size: int | None = None,
                         max_users: int | None = None, seed: int = 0, model_name: str | None = None,
                         command: str | None = None, timings: dict | None = None, progress: bool = True,
-                        stop_at_answer: bool | None = None) -> dict[str, Any]:
-    """Evaluate a loaded :class:`~allmrec.baselines.text_model.TextOnlyRecommender` → results dict."""
+                        stop_at_answer: bool | None = None, cross_domain: bool = False) -> dict[str, Any]:
+    """Evaluate a loaded :class:`~allmrec.baselines.text_model.TextOnlyRecommender` → results dict.
+
+    ``cross_domain``: the model was trained on another dataset (paper Table 7); a text-only model reads titles only,
+    so it scores this catalogue as it is (recorded in the results)."""
     from ..model.inference import evaluate_model
 
     if model.config.num_items != dataset.num_items:
         # LLM-Only is catalogue-agnostic; a TALLRec adapter is tied to what it was trained on (checked in evaluate_model)
-        if model.config.model_type == "llm-only":
+        if model.config.model_type == "llm-only" or cross_domain:
             model.config.num_items = dataset.num_items
     results = evaluate_model(
         model, dataset, split=split, mode=mode, batch_size=batch_size, max_users=max_users, seed=seed,
@@ -37,6 +40,8 @@ def evaluate_text_model(model, dataset, split: str = "test", mode: str = "genera
     results["model_type"] = model.config.model_type
     results.pop("item_embedding", None)
     results["soft_tokens"] = False
+    if cross_domain:
+        results["cross_domain"] = True
     return results
 
 
@@ -77,7 +82,8 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
     model = load_tallrec(model_arg, num_items=dataset.num_items, domain=dataset.domain, llm=getattr(args, "llm", None),
                          device=device, dtype=dtype, **placement)
     timings["load_model"] = round(time.perf_counter() - start, 3)
-    return evaluate_text_model(model, dataset, model_name=model_arg, timings=timings, **common)
+    return evaluate_text_model(model, dataset, model_name=model_arg, timings=timings,
+                               cross_domain=bool(getattr(args, "cross_domain", False)), **common)
 
 
 __all__ = ["evaluate_checkpoint", "evaluate_text_model"]

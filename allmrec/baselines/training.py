@@ -60,6 +60,7 @@ class TallRecTrainingArguments(ScalingArguments):
     num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimisation steps (demo budget)"})
     max_train_users: int | None = field(default=None, metadata={"help": "train on a seeded subset of this many users (demo budget)"})
+    few_shot: int | None = field(default=None, metadata={"help": "train only on the prepared few-shot subset of K users (paper Table 6)"})
     valid_users: int = field(default=200, metadata={"help": "validation users for early stopping (seeded subset; 0 = no validation)"})
     eval_every: int | None = field(default=None, metadata={"help": "validate every N steps (default: after each epoch)"})
     patience: int = field(default=2, metadata={"help": "stop after this many validations without a better Hit@1"})
@@ -82,7 +83,7 @@ class TallRecTrainingArguments(ScalingArguments):
         for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience", "lora_r", "lora_alpha"):
             if getattr(self, name) <= 0:
                 bad(name, "must be a positive integer")
-        for name in ("max_steps", "max_train_users", "eval_every"):
+        for name in ("max_steps", "max_train_users", "few_shot", "eval_every"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 bad(name, "must be a positive integer when given")
         for name in ("valid_users", "warmup_steps"):
@@ -162,7 +163,8 @@ def train_tallrec(args: TallRecTrainingArguments) -> dict:
     accelerator = build_accelerator(args.mixed_precision)
     with timer("load"):
         dataset = PreparedDataset.load(args.data)
-        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users)
+        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users,
+                               only_users=dataset.few_shot_users(args.few_shot) if args.few_shot else None)
         model = build_tallrec(args, dataset, str(accelerator.device))
     named = model.trainable_parameters()
     n_trainable = sum(p.numel() for _, p in named)

@@ -130,6 +130,7 @@ def evaluate_cf_model(
         split=split,
         per_user=per_user,
         scenarios=rows["scenario"],
+        user_ids=rows["user_id"],
         candidate_fingerprint=dataset.candidate_fingerprint(split),
         command=command,
         timings=timings,

@@ -59,6 +59,9 @@ def register(sub) -> None:
                    help="A-LLMRec / MLP-LLM: destroy the CF signal to check the model uses it: shuffle-users computes "
                         "each user's soft token from another evaluated user's history, shuffle-items gives every item "
                         "another item's soft token (seeded by --subset-seed; prompt text unchanged) (default: none)")
+    p.add_argument("--cross-domain", action="store_true",
+                   help="the model was trained on another dataset (paper Table 7): text-only models (TALLRec, LLM-Only) "
+                        "score this catalogue by its titles; models tied to their training catalogue are refused")
     p.add_argument("--llm-dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="LLM models: weight dtype of the frozen LLM: auto (bf16 on a GPU, fp32 on CPU), float32, "
                         "bfloat16 (fast on CPUs with AMX/AVX512-BF16), float16 (default: auto)")
@@ -119,6 +122,8 @@ def evaluate_command(args) -> str:
         parts.append("--stop-at-answer")
     if getattr(args, "ablate", None):
         parts += ["--ablate", args.ablate]
+    if getattr(args, "cross_domain", False):
+        parts.append("--cross-domain")
     if getattr(args, "llm_dtype", "auto") not in (None, "auto"):
         parts += ["--llm-dtype", args.llm_dtype]
     if getattr(args, "llm_quantization", "none") not in (None, "none"):
@@ -136,6 +141,9 @@ def run_evaluate(args) -> int:
     if getattr(args, "max_users", None) is not None and args.max_users <= 0:
         raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
+    if getattr(args, "cross_domain", False) and kind not in ("tallrec", "llm"):
+        raise AllmrecError(f"--cross-domain: {args.model} is a {kind} model whose item tables belong to its training "
+                           "catalogue; only text-only models (TALLRec, llm:NAME) can score another dataset")
     if getattr(args, "ablate", None) and kind != "allmrec":
         raise AllmrecError(f"--ablate needs a model with soft tokens (A-LLMRec / MLP-LLM); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right

@@ -20,6 +20,8 @@ Schema (one object per evaluation run)::
       "timings": {stage: seconds},
       "allmrec_version": str,
       "created": str,                  UTC ISO time
+      "per_user": {"user_id": [...], "scenario": [...], metric: [...]}   every evaluated user's own values, in row order (when
+                   the evaluator passes ``user_ids``): what paired comparisons between models resample
       ...extras                        evaluator-specific (e.g. "mode", "full_ranking")
     }
 
@@ -94,6 +96,7 @@ def build_results(
     timings: Mapping[str, float] | None = None,
     rank_rule: str = PESSIMISTIC_RULE,
     dataset_path: str | None = None,
+    user_ids: Sequence[int] | None = None,
     **extras: Any,
 ) -> dict[str, Any]:
     """Assemble the results object (see the module docstring)."""
@@ -117,6 +120,11 @@ def build_results(
         "allmrec_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if user_ids is not None:
+        if len(user_ids) != len(scenarios):
+            raise ValueError(f"{len(user_ids)} user ids for {len(scenarios)} evaluated rows")
+        results["per_user"] = {"user_id": [int(u) for u in user_ids], "scenario": [str(x) for x in scenarios],
+                               **{name: [round(float(x), 6) for x in np.asarray(v)] for name, v in per_user.items()}}
     for key, value in extras.items():
         if key in results:
             raise ValueError(f"extra field '{key}' would overwrite a schema field")

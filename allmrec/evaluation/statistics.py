@@ -43,9 +43,31 @@ def paired_difference(a: Sequence[float], b: Sequence[float], n_resamples: int =
     return {"difference": float(np.mean(a - b)) if a.size else float("nan"), "low": low, "high": high}
 
 
+def paired_results_difference(a: Mapping, b: Mapping, metric: str = "hit@1", seed: int = 0) -> dict[str, float]:
+    """``a - b`` on ``metric`` over the users both results files scored (their ``per_user`` arrays, matched by
+    user id) with its paired-bootstrap interval → ``{"difference", "low", "high", "n_users"}``.
+
+    Both files must come from the same stored candidates (``candidate_fingerprint``): a paired comparison of
+    different candidate sets would look exact and mean nothing."""
+    for r in (a, b):
+        if "per_user" not in r:
+            raise ValueError(f"{r.get('model', 'a results file')} has no per-user values (re-evaluate with this version)")
+    if a.get("candidate_fingerprint") != b.get("candidate_fingerprint"):
+        raise ValueError(f"{a.get('model')} and {b.get('model')} were scored on different candidates")
+    ua, ub = a["per_user"]["user_id"], b["per_user"]["user_id"]
+    index_b = {int(u): k for k, u in enumerate(ub)}
+    shared = [(k, index_b[int(u)]) for k, u in enumerate(ua) if int(u) in index_b]
+    if not shared:
+        raise ValueError(f"{a.get('model')} and {b.get('model')} share no evaluated user")
+    va = np.asarray(a["per_user"][metric], dtype=np.float64)[[k for k, _ in shared]]
+    vb = np.asarray(b["per_user"][metric], dtype=np.float64)[[j for _, j in shared]]
+    return {**paired_difference(va, vb, seed=seed), "n_users": len(shared)}
+
+
 def metric_intervals(per_user: Mapping[str, Sequence[float]], seed: int = 0) -> dict[str, list[float]]:
     """``{metric: [low, high]}`` for every per-user metric array (the results file's ``intervals``)."""
     return {name: list(bootstrap_interval(v, seed=seed)) for name, v in per_user.items()}
 
 
-__all__ = ["N_RESAMPLES", "CONFIDENCE", "bootstrap_interval", "paired_difference", "metric_intervals"]
+__all__ = ["N_RESAMPLES", "CONFIDENCE", "bootstrap_interval", "paired_difference", "paired_results_difference",
+           "metric_intervals"]

@@ -20,9 +20,11 @@ from .prompts import (
     DOMAINS,
     PROMPT_LAYOUTS,
     PROMPT_STYLES,
+    SOFT_TOKEN_SETS,
 )
 
 ITEM_EMBEDDING_MODES = ("cf", "text", "auto")
+ITEM_TABLES = ("stage1", "random")
 SOFT_TOKEN_NORMS = ("none", "embedding")
 PLACEHOLDER_HANDLING = ("added_tokens", "existing_tokens")
 RANK_NORMALIZATIONS = ("sum", "mean")
@@ -85,6 +87,12 @@ class ALLMRecConfig(PretrainedConfig):
             item token before its title, the user token right before the answer, so that the answer repeats the
             candidate list's pattern and the LLM's copy heads can pick a title by matching O_u with the O_i). Not in
             the paper; see ``prompts.py``.
+        soft_token_set (`str`, defaults to ``"both"``):
+            Which soft tokens the prompt carries: ``both`` (A-LLMRec), ``user`` (O_u only, no item soft tokens: paper
+            Table 9 "w/o joint embedding") or ``items`` (the O_i only, no user token: Table 9 "w/o user representation").
+        item_table (`str`, defaults to ``"stage1"``):
+            Provenance of the stored item tables: ``stage1`` (the stage-1 e_i / q_i) or ``random`` (seeded random
+            vectors with the stage-1 tables' per-dimension mean and spread: Table 9 "with random joint embedding").
         history_len (`int`, defaults to 10):
             History titles listed in the prompt (the most recent ones; paper: 10).
         num_candidates (`int`, defaults to 20):
@@ -193,6 +201,8 @@ class ALLMRecConfig(PretrainedConfig):
         generation_stop_at_answer: bool = False,
         rank_normalization: str = "sum",
         prompt_layout: str = "paper",
+        soft_token_set: str = "both",
+        item_table: str = "stage1",
         input_standardization: str = "none",
         train_objective: str = "token",
         listwise_normalization: str = "mean",
@@ -234,6 +244,8 @@ class ALLMRecConfig(PretrainedConfig):
         self.generation_stop_at_answer = bool(generation_stop_at_answer)
         self.rank_normalization = rank_normalization
         self.prompt_layout = prompt_layout
+        self.soft_token_set = soft_token_set
+        self.item_table = item_table
         self.input_standardization = input_standardization
         self.train_objective = train_objective
         self.listwise_normalization = listwise_normalization
@@ -286,7 +298,8 @@ class ALLMRecConfig(PretrainedConfig):
             bad("rank_normalization", f"choose one of {', '.join(RANK_NORMALIZATIONS)}")
         for name, allowed in (("prompt_layout", PROMPT_LAYOUTS), ("input_standardization", INPUT_STANDARDIZATIONS),
                               ("train_objective", TRAIN_OBJECTIVES), ("listwise_normalization", RANK_NORMALIZATIONS),
-                              ("rank_scoring", RANK_SCORINGS)):
+                              ("rank_scoring", RANK_SCORINGS), ("soft_token_set", SOFT_TOKEN_SETS),
+                              ("item_table", ITEM_TABLES)):
             if getattr(self, name) not in allowed:
                 bad(name, f"choose one of {', '.join(allowed)}")
         if not self.match_weight >= 0:

@@ -814,7 +814,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         return PromptBuilder(
             domain=c.domain, style=c.prompt_style, soft_tokens=soft_tokens, history_len=c.history_len,
             user_token=c.user_token, history_token=c.history_token, candidate_token=c.candidate_token,
-            layout=getattr(c, "prompt_layout", "paper"),
+            layout=getattr(c, "prompt_layout", "paper"), token_set=getattr(c, "soft_token_set", "both"),
         )
 
     def to_item_ids(self, items: Sequence[int | str], what: str = "items", titles: Sequence[str] | None = None) -> list[int]:

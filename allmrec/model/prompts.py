@@ -60,6 +60,8 @@ from typing import Sequence
 DOMAINS = ("movie", "game", "item")
 PROMPT_STYLES = ("paper", "official", "fig6")
 PROMPT_LAYOUTS = ("paper", "copy")
+#: which soft tokens a prompt carries (paper Table 9 ablations): both, only the user token, only the item tokens
+SOFT_TOKEN_SETS = ("both", "user", "items")
 
 DEFAULT_USER_TOKEN = "[UserRep]"
 DEFAULT_HISTORY_TOKEN = "[HistoryEmb]"
@@ -98,13 +100,14 @@ class Prompt:
     candidate_ids: tuple[int, ...]
     target: str | None = None
     has_user_token: bool = True
+    has_item_tokens: bool = True
     #: the text cut into ``(piece, is_placeholder)``: placeholders are the ones the builder wrote, never a string that
     #: happens to occur in a title, so catalogue text cannot add or remove soft-token positions (see ``encode_prompts``)
     segments: tuple[tuple[str, bool], ...] = ()
 
     @property
     def item_ids(self) -> tuple[int, ...]:
-        return self.history_ids + self.candidate_ids if self.has_user_token else ()
+        return self.history_ids + self.candidate_ids if self.has_item_tokens else ()
 
 
 class PromptBuilder:
@@ -118,6 +121,8 @@ class PromptBuilder:
         history_len: how many of the most recent history items are listed (paper: 10).
         layout: ``paper`` (user token first, item token after each title) or ``copy`` (item token before each
             title, user token right before the answer); see the module docstring.
+        token_set: with ``soft_tokens``: ``both`` (A-LLMRec), ``user`` (no item soft tokens: paper Table 9 "w/o joint
+            embedding") or ``items`` (no user token: Table 9 "w/o user representation").
         user_token / history_token / candidate_token: the placeholder strings.
     """
 
@@ -131,6 +136,7 @@ class PromptBuilder:
         history_token: str = DEFAULT_HISTORY_TOKEN,
         candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
         layout: str = "paper",
+        token_set: str = "both",
     ) -> None:
         if domain not in DOMAIN_WORDS:
             raise ValueError(f"prompt domain {domain!r} is unknown; choose one of {', '.join(DOMAINS)}")
@@ -138,6 +144,8 @@ class PromptBuilder:
             raise ValueError(f"prompt style {style!r} is unknown; choose one of {', '.join(PROMPT_STYLES)}")
         if layout not in PROMPT_LAYOUTS:
             raise ValueError(f"prompt layout {layout!r} is unknown; choose one of {', '.join(PROMPT_LAYOUTS)}")
+        if token_set not in SOFT_TOKEN_SETS:
+            raise ValueError(f"soft-token set {token_set!r} is unknown; choose one of {', '.join(SOFT_TOKEN_SETS)}")
         if history_len < 1:
             raise ValueError(f"history_len must be >= 1, got {history_len}")
         tokens = (user_token, history_token, candidate_token)
@@ -152,6 +160,8 @@ class PromptBuilder:
         self.candidate_token = candidate_token
         self.layout = layout if soft_tokens else "paper"  # without soft tokens both layouts are the same text
         self.words = DOMAIN_WORDS[domain]
+        self.with_user = soft_tokens and token_set in ("both", "user")
+        self.with_items = soft_tokens and token_set in ("both", "items")
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -159,7 +169,7 @@ class PromptBuilder:
         return "," if self.style == "official" else ", "
 
     def _list(self, titles: Sequence[str], token: str) -> str:
-        if not self.soft_tokens:
+        if not self.with_items:
             return self.separator.join(f'"{t}"' for t in titles)
         if self.layout == "copy":  # the title follows the soft token as the answer follows the user token
             return self.separator.join(f'"{token} {t}"' for t in titles)  # ' Word' tokens, as in the answer
@@ -168,7 +178,7 @@ class PromptBuilder:
     def target_text(self, title: str) -> str:
         """What the LLM should emit for ``title`` (EOS is appended by the tokenizing code)."""
         if self.soft_tokens and self.layout == "copy":  # the prompt ends with the opening quote + user token
-            return f' {title}"'
+            return f' {title}"' if self.with_user or self.with_items else f'{title}"'
         return f'"{title}"' if self.style == "official" else f' "{title}"'
 
     def _sentences(self, history: str, candidates: str) -> str:
@@ -185,7 +195,7 @@ class PromptBuilder:
         return body + " " if self.style == "official" else body
 
     def _user_sentence(self) -> str:
-        if not self.soft_tokens or self.layout == "copy":
+        if not self.with_user or self.layout == "copy":
             return ""
         # official: ' is a user representation.' directly followed by 'This user ...' (no space)
         return f"{self.user_token} is a user representation." + ("" if self.style == "official" else " ")
@@ -222,14 +232,16 @@ class PromptBuilder:
         )
         if self.soft_tokens and self.layout == "copy":
             # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
-            text = text.rstrip() + ' "' + self.user_token
+            text = text.rstrip() + ' "' + (self.user_token if self.with_user else "")
         segments = self._segments(text, shown)
         target = None if target_id is None else self.target_text(titles[int(target_id)])
         return Prompt(text="".join(piece for piece, _ in segments), history_ids=hist, candidate_ids=cands,
-                      target=target, has_user_token=self.soft_tokens, segments=segments)
+                      target=target, has_user_token=self.with_user, has_item_tokens=self.with_items,
+                      segments=segments)
 
     def _segments(self, marked: str, shown: Sequence[str]) -> tuple[tuple[str, bool], ...]:
-        placeholders = (self.user_token, self.history_token, self.candidate_token) if self.soft_tokens else ()
+        placeholders = (((self.user_token,) if self.with_user else ())
+                        + ((self.history_token, self.candidate_token) if self.with_items else ()))
         pattern = "(" + "|".join(re.escape(t) for t in placeholders) + ")" if placeholders else None
         parts = re.split(pattern, marked) if pattern else [marked]
         fill = re.compile("\x00(\\d+)\x00")
@@ -240,6 +252,24 @@ class PromptBuilder:
             elif part:
                 out.append((fill.sub(lambda m: shown[int(m.group(1))], part), False))
         return tuple(out)
+
+    def build_genre(self, history_ids: Sequence[int], titles: Sequence[str], top_k: int = 3) -> Prompt:
+        """The favourite-genre question of paper §5.4.4 / Figure 4 for one user: the same history (titles with their
+        soft tokens, the user token first) followed by a request for the ``top_k`` genres the user enjoys, instead
+        of the candidate list. Used for every layout: the question has no answer position to match."""
+        hist = tuple(int(i) for i in list(history_ids)[-self.history_len:])
+        if not hist:
+            raise ValueError("a genre prompt needs at least one history item")
+        w = self.words
+        shown = [titles[i] for i in hist]
+        markers = [f"\x00{k}\x00" for k in range(len(shown))]
+        history = self.separator.join(f'"{m}"{self.history_token}' if self.with_items else f'"{m}"' for m in markers)
+        user = f"{self.user_token} is a user representation. " if self.with_user else ""
+        text = (f"{user}This user has {w.past} {history} in the previous. Please give me the {top_k} {w.noun} genres "
+                f"this user would enjoy most, separated by commas. The genres are:")
+        segments = self._segments(text, shown)
+        return Prompt(text="".join(piece for piece, _ in segments), history_ids=hist, candidate_ids=(),
+                      target=None, has_user_token=self.with_user, has_item_tokens=self.with_items, segments=segments)
 
     def build_from_titles(self, history_titles: Sequence[str], candidate_titles: Sequence[str]) -> Prompt:
         """Render a text-only prompt from titles (no ids): only valid without soft tokens."""
@@ -258,6 +288,7 @@ __all__ = [
     "DOMAINS",
     "PROMPT_STYLES",
     "PROMPT_LAYOUTS",
+    "SOFT_TOKEN_SETS",
     "DEFAULT_USER_TOKEN",
     "DEFAULT_HISTORY_TOKEN",
     "DEFAULT_CANDIDATE_TOKEN",

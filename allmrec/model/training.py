@@ -59,6 +59,8 @@ class Stage2TrainingArguments(ScalingArguments):
     listwise_normalization: str | None = field(default=None, metadata={"help": "candidate score in the listwise loss: sum (log P(answer)) or mean (per token; does not favour short titles)"})
     targets: str | None = field(default=None, metadata={"help": "last (paper: the last training item) or all (A-LLMRec_all, §5.4.2: any position of the sequence, seeded per (user, position, epoch))"})
     prompt_layout: str | None = field(default=None, metadata={"help": "paper (user token first, item token after each title) or copy (item token before each title, user token right before the answer)"})
+    soft_tokens: str = field(default="both", metadata={"help": "soft tokens in the prompt: both (A-LLMRec), user (no item tokens: Table 9 'w/o joint embedding') or items (no user token: Table 9 'w/o user representation')"})
+    item_table: str = field(default="stage1", metadata={"help": "F_I's input table: stage1 (e_i / q_i) or random (seeded random vectors with the stage-1 tables' mean and spread: Table 9 'with random joint embedding')"})
     input_standardization: str | None = field(default=None, metadata={"help": "none (paper) or zscore: standardise x^u and e_i per dimension before F_U / F_I"})
     lr: float | None = field(default=None, metadata={"help": "Adam learning rate (paper: 1e-4; listwise recipe: 1e-3)"})
     lr_schedule: str | None = field(default=None, metadata={"help": "constant (paper) or cosine (linear warm-up, then cosine decay to a tenth of the lr over the planned steps)"})
@@ -76,6 +78,7 @@ class Stage2TrainingArguments(ScalingArguments):
     num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
     max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimisation steps (demo budget)"})
     max_train_users: int | None = field(default=None, metadata={"help": "train on a seeded subset of this many users (demo budget)"})
+    few_shot: int | None = field(default=None, metadata={"help": "train only on the prepared few-shot subset of K users (paper Table 6)"})
     valid_users: int = field(default=200, metadata={"help": "validation users for early stopping (seeded subset; 0 = no validation)"})
     eval_every: int | None = field(default=None, metadata={"help": "validate every N steps (default: after each epoch)"})
     patience: int = field(default=2, metadata={"help": "stop after this many validations without a better Hit@1"})
@@ -129,7 +132,7 @@ class Stage2TrainingArguments(ScalingArguments):
         for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience"):
             if getattr(self, name) <= 0:
                 bad(name, "must be a positive integer")
-        for name in ("max_steps", "max_train_users", "eval_every"):
+        for name in ("max_steps", "max_train_users", "few_shot", "eval_every"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 bad(name, "must be a positive integer when given")
         if self.valid_users < 0:
@@ -150,6 +153,7 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "objective": ("token", "listwise", "token+listwise"), "listwise_normalization": ("sum", "mean"),
     "targets": ("last", "all"), "prompt_layout": ("paper", "copy"), "input_standardization": ("none", "zscore"),
     "lr_schedule": ("constant", "cosine"), "soft_token_norm": ("none", "embedding"), "rank_scoring": ("packed", "cache"),
+    "soft_tokens": ("both", "user", "items"), "item_table": ("stage1", "random"),
 }
 
 #: ``--recipe`` presets: the value of every field the user leaves unset
@@ -172,7 +176,7 @@ class Stage2Samples:
     """
 
     def __init__(self, dataset, num_negatives: int = 19, seed: int = 0, max_users: int | None = None,
-                 targets: str = "last") -> None:
+                 targets: str = "last", only_users=None) -> None:
         if targets not in ("last", "all"):
             raise ValueError(f"targets must be last or all, got {targets!r}")
         self.targets = targets
@@ -184,8 +188,10 @@ class Stage2Samples:
         valid = np.asarray(users["valid"], dtype=np.int64)
         test = np.asarray(users["test"], dtype=np.int64)
         user_ids = np.asarray(users["user_id"], dtype=np.int64)
-        eligible = [i for i, s in enumerate(train) if len(s) >= 2]
-        self.skipped = len(train) - len(eligible)
+        # only_users: the user ids to train on (the prepared few-shot subset, paper Table 6); None = everyone
+        keep = None if only_users is None else {int(u) for u in only_users}
+        eligible = [i for i, s in enumerate(train) if len(s) >= 2 and (keep is None or int(user_ids[i]) in keep)]
+        self.skipped = (len(train) if keep is None else len(keep)) - len(eligible)
         if max_users and max_users < len(eligible):
             pick = np.random.default_rng(seed).choice(len(eligible), size=int(max_users), replace=False)
             eligible = [eligible[i] for i in np.sort(pick)]
@@ -256,6 +262,8 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
 
     args.apply_recipe()  # callers may pass arguments that were never validated
     s1_cfg, tables = read_stage1(args.stage1)
+    if args.item_table == "random":
+        tables = random_item_tables(tables, args.seed)
     cf_path = args.cf_model or s1_cfg.get("cf_model_path")
     if not cf_path:
         raise CheckpointError(f"{args.stage1}/config.json records no cf_model_path; pass --cf-model")
@@ -272,6 +280,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         item_titles=dataset.titles, llm_name_or_path=canonical_id(args.llm), llm_source=asset_provenance(args.llm),
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
         soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
+        soft_token_set=args.soft_tokens, item_table=args.item_table,
         input_standardization=args.input_standardization, train_objective=args.objective,
         listwise_normalization=args.listwise_normalization, rank_scoring=args.rank_scoring,
         match_weight=args.match_weight, match_temperature=args.match_temperature, user_token_teacher=args.user_token_teacher,
@@ -284,6 +293,20 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
     if args.gradient_checkpointing:
         model.enable_llm_gradient_checkpointing()
     return model
+
+
+def random_item_tables(tables: dict, seed: int) -> dict:
+    """Stage-1 tables replaced by seeded Gaussian vectors with each dimension's mean and standard deviation (paper
+    Table 9 row 4: F_I then reads item vectors that carry no collaborative or text knowledge); row 0 stays padding."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed) + 9)
+    out = {}
+    for name, table in tables.items():
+        rows = table[1:].float()
+        fake = torch.randn(rows.shape, generator=g) * rows.std(0, keepdim=True) + rows.mean(0, keepdim=True)
+        out[name] = torch.cat([torch.zeros_like(table[:1]).float(), fake]).to(table.dtype)
+    return out
 
 
 def training_user_representations(model, dataset, batch_size: int = 256):
@@ -453,7 +476,8 @@ def train_stage2(args: Stage2TrainingArguments) -> dict:
     accelerator = build_accelerator(args.mixed_precision)
     with timer("load"):
         dataset = PreparedDataset.load(args.data)
-        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users, targets=args.targets)
+        samples = Stage2Samples(dataset, args.num_negatives, args.seed, args.max_train_users, targets=args.targets,
+                               only_users=dataset.few_shot_users(args.few_shot) if args.few_shot else None)
         model = build_model(args, dataset, str(accelerator.device))
         match_log: list[dict] = []
         if args.match_pretrain_epochs and not args.resume_from:  # a resumed state already holds trained projectors

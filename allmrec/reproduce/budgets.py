@@ -1,0 +1,91 @@
+"""How much work ``allmrec reproduce`` does per experiment: three named budgets plus per-field overrides.
+
+``demo`` finishes in well under an hour on 2 CPU cores (a smoke run of every table: the numbers are noise);
+``cpu`` fits a few hours on 2 cores (enough steps that A-LLMRec learns, 200 seeded test users per cell, so one
+Hit@1 interval is about ±0.06); ``paper`` is the paper's schedule (§5.1 / Table 3) on every user.
+
+The cost constants below were measured on the 2-core CPU the project is developed on with SmolLM2-135M-Instruct
+(fp32): they only feed the ``--dry-run`` estimate and the remaining-time line, never a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ..errors import AllmrecError
+
+
+@dataclass(frozen=True)
+class ReproduceBudget:
+    """Training and evaluation sizes of every cell (one budget for the whole report)."""
+
+    name: str = field(metadata={"help": "the budget's name (demo, cpu, paper)"})
+    cf_epochs: int = field(metadata={"help": "CF-RecSys epochs (paper: 200 with early stopping)"})
+    stage1_epochs: int = field(metadata={"help": "stage-1 epochs (paper: 10)"})
+    stage1_sbert_layers: int = field(metadata={"help": "top SBERT layers fine-tuned in stage 1 (0 = all, the paper)"})
+    stage2_steps: int = field(metadata={"help": "stage-2 LLM steps of 4 users (0 = stage2_epochs whole epochs)"})
+    stage2_epochs: int = field(metadata={"help": "stage-2 epochs when stage2_steps is 0 (paper: 5)"})
+    lora_rank: int = field(metadata={"help": "LoRA rank of the extra 'A-LLMRec + LoRA' row (0 = no such row)"})
+    tallrec_steps: int = field(metadata={"help": "TALLRec LoRA steps of 4 users (0 = tallrec_epochs whole epochs)"})
+    tallrec_epochs: int = field(metadata={"help": "TALLRec epochs when tallrec_steps is 0"})
+    eval_users: int = field(metadata={"help": "seeded test users scored per cell (0 = all)"})
+    generate: bool = field(metadata={"help": "also score Table 1's LLM models in generate mode (the paper's protocol)"})
+    genre_users: int = field(metadata={"help": "users asked the favourite-genre question (Figure 4)"})
+    valid_users: int = field(default=0, metadata={"help": "stage-2 / TALLRec validation users for early stopping (0 = none)"})
+
+    def with_overrides(self, text: str | None) -> "ReproduceBudget":
+        """``"stage2_steps=2,eval_users=8"`` → a copy with those fields changed (values parsed as the field's type)."""
+        if not text:
+            return self
+        types = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            key, sep, value = part.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in types or key == "name":
+                raise AllmrecError(f"--set {part!r}: expected FIELD=VALUE with FIELD one of "
+                                   f"{', '.join(k for k in types if k != 'name')}")
+            try:
+                changes[key] = value.strip().lower() in ("1", "true", "yes") if types[key] is bool else types[key](value)
+            except ValueError as e:
+                raise AllmrecError(f"--set {part!r}: {value!r} is not a {types[key].__name__}") from e
+            if types[key] is int and changes[key] < 0:
+                raise AllmrecError(f"--set {part!r}: must be >= 0")
+        return replace(self, **changes)
+
+
+BUDGETS: dict[str, ReproduceBudget] = {
+    "demo": ReproduceBudget(name="demo", cf_epochs=10, stage1_epochs=1, stage1_sbert_layers=1, stage2_steps=3,
+                            stage2_epochs=1, lora_rank=0, tallrec_steps=3, tallrec_epochs=1, eval_users=20,
+                            generate=False, genre_users=10),
+    "cpu": ReproduceBudget(name="cpu", cf_epochs=60, stage1_epochs=3, stage1_sbert_layers=2, stage2_steps=40,
+                           stage2_epochs=1, lora_rank=8, tallrec_steps=40, tallrec_epochs=1, eval_users=200,
+                           generate=True, genre_users=100),
+    "paper": ReproduceBudget(name="paper", cf_epochs=200, stage1_epochs=10, stage1_sbert_layers=0, stage2_steps=0,
+                             stage2_epochs=5, lora_rank=8, tallrec_steps=0, tallrec_epochs=5, eval_users=0,
+                             generate=True, genre_users=0, valid_users=200),
+}
+
+#: seconds, measured on 2 CPU cores with SmolLM2-135M-Instruct fp32 and MiniLM (see the module docstring)
+COST = {
+    "process": 25.0,            # imports + loading the LLM / data per command
+    "cf_epoch": 1.5,            # SASRec on ml-100k (943 users)
+    "stage1_epoch": 130.0,      # MiniLM, top 2 layers, 943 users
+    "stage2_step": 21.0,        # listwise recipe, batch 4 (LoRA adds little)
+    "stage2_match_pretrain": 25.0,
+    "tallrec_step": 12.0,
+    "rank_user": 2.4,           # 20 candidates, packed scoring
+    "generate_user": 3.0,
+    "genre_user": 1.5,
+    "cf_eval": 10.0,
+}
+
+
+def get_budget(name: str, overrides: str | None = None) -> ReproduceBudget:
+    if name not in BUDGETS:
+        raise AllmrecError(f"--budget must be one of {', '.join(BUDGETS)}, got {name!r}")
+    return BUDGETS[name].with_overrides(overrides)
+
+
+__all__ = ["ReproduceBudget", "BUDGETS", "COST", "get_budget"]

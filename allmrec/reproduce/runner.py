@@ -1,0 +1,165 @@
+"""Run a :class:`~allmrec.reproduce.plan.Plan`: each step once, resumable, one progress line per step.
+
+A step is **done** when its marker ``R/done/<step>.json`` exists; the marker is written atomically *after* the
+step's command returned 0, and every command writes its own output atomically (checkpoint directories, results
+files), so a run killed at any point leaves either a finished step (marker + output) or no marker, and a step
+without a marker is run again. Long trainings also save resumable states (``--save-state-every``): a killed
+stage-2 step resumes from its newest state instead of starting over.
+
+``R/plan.json`` records what the folder was planned with (data, budget, LLM, SBERT, seed); a second run with a
+different plan into the same folder is refused rather than mixing cells of two budgets.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import AllmrecError
+from ..utils.io import atomic_write_json
+from .plan import Plan, Step
+
+IDENTITY_FIELDS = ("data", "budget", "llm", "sbert", "seed", "cross_domain")
+#: testing hook: the training loop of the N-th planned step is SIGKILLed after its first optimisation step
+KILL_AT_STEP_ENV = "ALLMREC_REPRODUCE_KILL_AT"
+
+
+def marker_path(root: Path, step: Step) -> Path:
+    return root / "done" / (step.id.replace("/", "__") + ".json")
+
+
+def is_done(root: Path, step: Step) -> bool:
+    return marker_path(root, step).is_file() and (root / step.output).exists()
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def format_plan(plan: Plan, root: Path) -> str:
+    """The ``--dry-run`` listing: every command with its estimated cost, and whether it is already done."""
+    lines = [f"allmrec reproduce: {len(plan.steps)} steps for tables {', '.join(t.key for t in plan.tables)} "
+             f"on {plan.data} (budget {plan.budget.name}, LLM {plan.llm}, SBERT {plan.sbert}, seed {plan.seed})"]
+    for k, s in enumerate(plan.steps, 1):
+        state = "done" if is_done(root, s) else f"~{_fmt_duration(s.estimate_s)}"
+        lines.append(f"[{k:>3}/{len(plan.steps)}] {state:>8}  {s.command(root)}")
+    todo = sum(s.estimate_s for s in plan.steps if not is_done(root, s))
+    lines.append(f"estimated time left: {_fmt_duration(todo)} (all steps: {_fmt_duration(plan.estimate_s())}; "
+                 "costs measured on 2 CPU cores with SmolLM2-135M)")
+    for t in plan.tables:
+        if t.not_applicable:
+            lines.append(f"{t.title}: not applicable: {t.not_applicable}")
+    return "\n".join(lines)
+
+
+def check_identity(plan: Plan, root: Path) -> None:
+    """Write ``R/plan.json``, or refuse when ``R`` already belongs to a different plan."""
+    path = root / "plan.json"
+    mine = plan.to_dict()
+    if path.is_file():
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise AllmrecError(f"{path} is corrupt ({e}); delete it to start this folder over") from e
+        changed = [k for k in IDENTITY_FIELDS if theirs.get(k) != mine.get(k)]
+        if changed:
+            raise AllmrecError(f"{root} holds a run planned with different {', '.join(changed)}; use another --out "
+                               "(or delete the folder) instead of mixing cells of two plans")
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, mine)
+
+
+def _argv(step: Step, root: Path) -> list[str]:
+    from ..training.checkpointing import default_state_dir
+
+    argv = [a.replace("{R}", str(root)) for a in step.argv]
+    out = root / step.output
+    if step.kind == "train":
+        state = default_state_dir(out)
+        if "--save-state-every" in argv and state.is_dir() and any(state.glob("step-*")):
+            argv += ["--resume-from", str(state)]  # a killed long training goes on from its newest state
+        elif out.exists():
+            argv.append("--overwrite")
+    return argv
+
+
+def _progress_line(k: int, n: int, step: Step, elapsed: float, remaining: float, width: int = 20) -> str:
+    filled = int(width * (k - 1) / max(n, 1))
+    bar = "#" * filled + "." * (width - filled)
+    return (f"[{k:>3}/{n}] [{bar}] {100 * (k - 1) / max(n, 1):3.0f}%  {step.label}  (est {_fmt_duration(step.estimate_s)}; "
+            f"elapsed {_fmt_duration(elapsed)}, remaining ~{_fmt_duration(remaining)})")
+
+
+def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | None = None, echo=print) -> dict:
+    """Run every step not done yet, in order → ``{"ran": [...], "skipped": [...], "seconds": float}``.
+
+    ``runner`` runs one ``allmrec`` argv and returns its exit code (default: :func:`allmrec.cli.main` in this
+    process). A failing step stops the run with an error that names it; running the command again resumes.
+    """
+    from ..cli import main
+
+    root = Path(root)
+    runner = runner or main
+    check_identity(plan, root)
+    (root / "done").mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    ran, skipped = [], []
+    spent, estimated = 0.0, 0.0  # this run's actual / estimated seconds: scales the remaining-time estimate
+    n = len(plan.steps)
+    for k, step in enumerate(plan.steps, 1):
+        if is_done(root, step):
+            skipped.append(step.id)
+            echo(f"[{k:>3}/{n}] done  {step.label}")
+            continue
+        missing = [d for d in step.needs if not is_done(root, plan.step(d))]
+        if missing:
+            raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
+        left = sum(s.estimate_s for s in plan.steps[k - 1:] if not is_done(root, s))
+        scale = spent / estimated if estimated > 0 else 1.0
+        echo(_progress_line(k, n, step, time.perf_counter() - start, left * scale))
+        argv = _argv(step, root)
+        echo("$ allmrec " + " ".join(argv))
+        if step.kind != "train":
+            (root / step.output).parent.mkdir(parents=True, exist_ok=True)
+        if os.environ.get(KILL_AT_STEP_ENV) == str(k):
+            from ..training.checkpointing import KILL_AFTER_STEP_ENV
+
+            os.environ[KILL_AFTER_STEP_ENV] = "1"
+        t0 = time.perf_counter()
+        sys.stdout.flush()
+        rc = runner(argv)
+        seconds = time.perf_counter() - t0
+        gc.collect()
+        if rc != 0 or not (root / step.output).exists():
+            raise AllmrecError(f"step {step.id} failed (exit {rc}): {step.command(root)}; fix the cause and run "
+                               "`allmrec reproduce` again: finished steps are kept")
+        atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
+                                                    "seconds": round(seconds, 1), "estimate_s": step.estimate_s,
+                                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        spent += seconds
+        estimated += step.estimate_s
+        ran.append(step.id)
+    total = time.perf_counter() - start
+    echo(f"[{n:>3}/{n}] [{'#' * 20}] 100%  all steps done in {_fmt_duration(total)} "
+         f"({len(ran)} run now, {len(skipped)} already done)")
+    return {"ran": ran, "skipped": skipped, "seconds": total}
+
+
+def remove_step(root: Path, step: Step) -> None:
+    """Forget a step (its marker and output), e.g. to re-run it after changing code."""
+    marker_path(root, step).unlink(missing_ok=True)
+    out = root / step.output
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+
+
+__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step"]

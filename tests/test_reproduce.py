@@ -1,0 +1,175 @@
+"""``allmrec reproduce``: the plan covers every table, a tiny end-to-end run writes every table, a killed run
+resumes without redoing finished cells, and the statistics / genre scores match hand computations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from allmrec.evaluation.genres import genre_scores, item_genres, named_genres, user_top_genres
+from allmrec.evaluation.statistics import bootstrap_interval, paired_results_difference
+from allmrec.reproduce import TABLES, build_plan, get_budget
+from allmrec.reproduce.report import write_report
+from allmrec.reproduce.runner import KILL_AT_STEP_ENV, format_plan, is_done, run_plan
+
+#: everything as small as it goes: one epoch / step per training, 6 users per cell
+TINY = "cf_epochs=1,stage1_epochs=1,stage1_sbert_layers=0,stage2_steps=1,tallrec_steps=1,eval_users=6,genre_users=3,lora_rank=2"
+
+
+@pytest.fixture(scope="module")
+def second_domain(tmp_path_factory):
+    """A second prepared fixture dataset (other items and users) for the cross-domain table."""
+    from allmrec.data.prepare import PrepareOptions, prepare
+    from conftest import write_tiny_recbole
+
+    root = tmp_path_factory.mktemp("tiny2")
+    src = write_tiny_recbole(root / "raw", n_users=40, n_items=40, n_cold_users=0, seed=3)
+    prepare(PrepareOptions(source=str(src), name="tiny2", domain="movie", few_shot=(8,)), root / "prepared", progress=False)
+    return root / "prepared"
+
+
+def _plan(data, llm, sbert, tables=TABLES, budget="demo", overrides=TINY, cross_domain=None):
+    return build_plan(str(data), get_budget(budget, overrides), tuple(tables), llm=str(llm), sbert=str(sbert),
+                      cross_domain=None if cross_domain is None else str(cross_domain))
+
+
+def test_plan_covers_every_table_and_shares_steps(stage2_inputs, tiny_sbert_path, second_domain, tmp_path):
+    data, _, llm = stage2_inputs
+    plan = _plan(data, llm, tiny_sbert_path, cross_domain=second_domain)
+    assert [t.key for t in plan.tables] == list(TABLES)
+    assert all(t.rows and not t.not_applicable for t in plan.tables), [(t.key, t.not_applicable) for t in plan.tables]
+    ids = [s.id for s in plan.steps]
+    assert len(ids) == len(set(ids))  # SASRec, stage 1 and A-LLMRec are planned once, read by many tables
+    assert ids.count("train/cf-sasrec") == 1
+    order = {s: k for k, s in enumerate(ids)}
+    for s in plan.steps:  # every step comes after what it reads
+        assert all(order[d] < order[s.id] for d in s.needs), s.id
+    for t in plan.tables:  # every cell names a planned step
+        assert all(sid in order for row in t.rows for sid in row.results.values())
+    table1 = {row.label for row in plan.tables[0].rows}
+    assert {"SASRec", "SASRec (CE)", "LLM-Only", "TALLRec", "MLP-LLM", "A-LLMRec", "A-LLMRec (SBERT)", "A-LLMRec_all",
+            "A-LLMRec (paper recipe)", "NCF", "NextItNet", "GRU4Rec", "A-LLMRec + LoRA"} <= table1
+    listing = format_plan(plan, tmp_path)
+    assert f"{len(ids)} steps" in listing and "estimated time left" in listing
+    assert "allmrec train stage2" in listing and "--few-shot 8" in listing and "--soft-tokens items" in listing
+
+
+def test_plan_says_why_a_table_does_not_apply(ml100k_data, tmp_path):
+    plan = build_plan(str(ml100k_data), get_budget("cpu"), ("1", "5", "7", "fig4"))
+    na = {t.key: t.not_applicable for t in plan.tables}
+    assert "no cold user" in na["5"] and "--cross-domain" in na["7"]
+    assert na["1"] is None and na["fig4"] is None  # ml-100k descriptions are genre labels
+
+
+def test_budget_overrides_are_validated():
+    from allmrec.errors import AllmrecError
+
+    assert get_budget("demo", "eval_users=9,generate=true").eval_users == 9
+    for bad in ("nope=1", "eval_users=x", "eval_users", "stage2_steps=-1"):
+        with pytest.raises(AllmrecError):
+            get_budget("demo", bad)
+
+
+def test_tiny_end_to_end_run_writes_every_table(stage2_inputs, tiny_sbert_path, second_domain, tmp_path):
+    data, _, llm = stage2_inputs
+    plan = _plan(data, llm, tiny_sbert_path, cross_domain=second_domain)
+    root = tmp_path / "R"
+    summary = run_plan(plan, root)
+    assert len(summary["ran"]) == len(plan.steps) and all(is_done(root, s) for s in plan.steps)
+    md, page = write_report(plan, root, command="allmrec reproduce (test)")
+    text = md.read_text()
+    for t in plan.tables:
+        assert t.title in text
+    assert "—" not in text.split("## Figures")[0].split("## Table 10")[0]  # every cell of the Hit@k tables is filled
+    assert "±" in text and "Δ Hit@1 vs A-LLMRec" in text and "**" in text
+    assert "figures/cold_warm.png" in text and (root / "figures" / "cold_warm.png").is_file()
+    html = page.read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html and "<table>" in html
+    # the same command again runs nothing
+    again = run_plan(plan, root)
+    assert again["ran"] == [] and len(again["skipped"]) == len(plan.steps)
+
+
+def test_killed_run_resumes_without_redoing_finished_cells(stage2_inputs, tiny_sbert_path, tmp_path):
+    data, _, llm = stage2_inputs
+    root = tmp_path / "R"
+    argv = [sys.executable, "-m", "allmrec", "reproduce", "--data", str(data), "--out", str(root), "--budget", "demo",
+            "--tables", "9", "--set", TINY, "--llm", str(llm), "--sbert", tiny_sbert_path]
+    plan = _plan(data, llm, tiny_sbert_path, tables=("9",))
+    assert plan.steps[2].id == "train/s2-sasrec"  # the step the hook kills: after SASRec and stage 1 finished
+    env = dict(os.environ, **{KILL_AT_STEP_ENV: "3"})
+    killed = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert [is_done(root, s) for s in plan.steps[:3]] == [True, True, False]
+    finished = {s.id: (root / "done" / (s.id.replace("/", "__") + ".json")).stat().st_mtime_ns for s in plan.steps[:2]}
+    resumed = subprocess.run(argv, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert all(is_done(root, s) for s in plan.steps)
+    for sid, mtime in finished.items():  # finished cells were not redone
+        assert (root / "done" / (sid.replace("/", "__") + ".json")).stat().st_mtime_ns == mtime
+    assert resumed.stdout.count("] done  ") == 2
+    assert "Table 9" in (root / "report.md").read_text()
+
+
+def test_a_folder_of_another_plan_is_refused(stage2_inputs, tiny_sbert_path, tmp_path):
+    from allmrec.errors import AllmrecError
+    from allmrec.reproduce.runner import check_identity
+
+    data, _, llm = stage2_inputs
+    check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",)), tmp_path)
+    with pytest.raises(AllmrecError, match="different budget"):
+        check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",), overrides=TINY + ",eval_users=7"), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def test_bootstrap_interval_matches_a_hand_computation():
+    values = [1.0, 0.0, 0.0, 1.0, 1.0]
+    idx = np.random.default_rng(0).integers(0, 5, size=(1000, 5))  # the documented resampling: default_rng(seed)
+    means = np.asarray(values)[idx].mean(axis=1)
+    assert bootstrap_interval(values) == pytest.approx((np.quantile(means, 0.025), np.quantile(means, 0.975)))
+
+
+def test_paired_difference_aligns_users_and_refuses_other_candidates():
+    a = {"model": "a", "candidate_fingerprint": "f", "per_user": {"user_id": [1, 2, 3, 4], "hit@1": [1, 1, 0, 1]}}
+    b = {"model": "b", "candidate_fingerprint": "f", "per_user": {"user_id": [4, 3, 2, 9], "hit@1": [0, 0, 1, 1]}}
+    d = paired_results_difference(a, b)
+    # shared users 2, 3, 4: a = 1, 0, 1; b = 1, 0, 0 → differences 0, 0, 1
+    idx = np.random.default_rng(0).integers(0, 3, size=(1000, 3))
+    diffs = np.asarray([0.0, 0.0, 1.0])[idx].mean(axis=1)
+    assert d["n_users"] == 3 and d["difference"] == pytest.approx(1 / 3)
+    assert (d["low"], d["high"]) == pytest.approx((np.quantile(diffs, 0.025), np.quantile(diffs, 0.975)))
+    with pytest.raises(ValueError, match="different candidates"):
+        paired_results_difference(a, dict(b, candidate_fingerprint="g"))
+
+
+# ---------------------------------------------------------------------------------------------- genres
+def test_genre_scores_match_hand_computed_values():
+    genres = item_genres(["", "Title: A, Description: Comedy, Drama", "Title: B, Description: Film-Noir, Crime",
+                          "Title: C, Description: Drama", "Title: D, Description: Sci-Fi, Action"])
+    assert user_top_genres([1, 3, 2, 4, 3], genres) == ["Drama", "Action", "Comedy"]  # 3, then 1-1-1-1 alphabetical
+    assert named_genres("film-noir? No: DRAMA, then Film-Noir and sci-fi", sorted({g for x in genres for g in x})) == [
+        "Film-Noir", "Drama", "Sci-Fi"]
+    outputs = ["Drama, Comedy and Horror", "Crime", "no idea", "Action, Drama, Comedy, Crime"]
+    histories = [[1, 3], [2], [1], [4, 3, 3]]
+    s = genre_scores(outputs, histories, genres)
+    # user 1: top {Drama, Comedy}, named [Drama, Comedy] (Horror is no label) → P 2/2, R 2/2
+    # user 2: top {Crime, Film-Noir}, named [Crime] → P 1/1, R 1/2
+    # user 3: named nothing → P 0, R 0, invalid
+    # user 4: top {Drama, Action, Sci-Fi}, named first 3 [Action, Drama, Comedy] → P 2/3, R 2/3
+    assert s["precision@3"].tolist() == pytest.approx([1.0, 1.0, 0.0, 2 / 3])
+    assert s["recall@3"].tolist() == pytest.approx([1.0, 0.5, 0.0, 2 / 3])
+    assert s["valid"].tolist() == [1.0, 1.0, 0.0, 1.0]
+
+
+def test_genre_task_refuses_free_text_descriptions():
+    from allmrec.errors import DataError
+    from allmrec.evaluation.genres import check_genre_labels
+
+    with pytest.raises(DataError, match="free text"):
+        check_genre_labels(item_genres(["", "Title: X, Description: a long blurb about this lovely blender"]), "d")
