@@ -217,11 +217,39 @@ def _scenario_rows(r: Mapping[str, Any]):
         yield f"{key} items" if key in ("warm", "mid", "cold") else key.replace("_", " "), block.get("n_users"), block.get("metrics")
 
 
+SCENARIO_KEYS = {"warm items": "warm", "mid items": "mid", "cold items": "cold", "cold user": "cold_user"}
+INTERVAL_NOTE = "[low, high]: 95 % bootstrap interval over the evaluated users (1,000 seeded resamples)."
+
+
+def _interval(r: Mapping[str, Any], metric: str, scenario: str | None) -> tuple[float, float] | None:
+    """The 95 % interval of ``metric``: the file's own for all users, else a bootstrap of its per-user values."""
+    if scenario is None:
+        iv = (r.get("intervals") or {}).get(metric)
+        return tuple(iv) if iv else None
+    per_user = r.get("per_user") or {}
+    if metric not in per_user or "scenario" not in per_user:
+        return None
+    from allmrec.evaluation.statistics import bootstrap_interval
+
+    values = [v for v, s in zip(per_user[metric], per_user["scenario"]) if s == scenario]
+    return bootstrap_interval(values) if values else None
+
+
+def _fmt_with_interval(r: Mapping[str, Any], metrics: Mapping[str, Any] | None, metric: str, scenario: str | None) -> str:
+    value = (metrics or {}).get(metric)
+    iv = _interval(r, metric, scenario) if value is not None and metric in INTERVAL_METRICS else None
+    return _fmt(value) + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+
+
+INTERVAL_METRICS = ("hit@1", "hit@5", "hit@10", "ndcg@10", "mrr")
+
+
 def results_section(own: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     parts = []
     for name, r in own:
         cols = _metric_columns([r])
-        rows = [[label, _fmt(n)] + ([_fmt((m or {}).get(c)) for c in cols] if m else ["–"] * len(cols))
+        rows = [[label, _fmt(n)] + ([_fmt_with_interval(r, m, c, SCENARIO_KEYS.get(label)) for c in cols] if m
+                                    else ["–"] * len(cols))
                 for label, n, m in _scenario_rows(r)]
         header = f"**{model_label(r)} on {_dataset_display(r.get('dataset'))}, `{r['split']}` split** (`{name}`"
         if r.get("user_subset"):
@@ -229,6 +257,8 @@ def results_section(own: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
             header += f"; a seeded subset of {sub.get('max_users')} of {r.get('users_in_split')} users, seed {sub.get('seed')}"
         header += ")"
         parts.append(header + "\n\n" + _table(["users", "n"] + [METRICS.get(c, (None, c))[1] for c in cols], rows))
+    if any(r.get("intervals") for _, r in own):
+        parts.append(INTERVAL_NOTE)
     return "\n\n".join(parts)
 
 
@@ -249,7 +279,9 @@ def comparison_section(all_results: Sequence[tuple[str, Mapping[str, Any]]], own
             label = model_label(r)
             if r.get("model_type") == own_type:
                 label = f"**{label}** (this model)"
-            rows.append([label, _fmt(r.get("n_users"))] + [_fmt(_value(r, m, s)) for m, s in cols])
+            rows.append([label, _fmt(r.get("n_users"))] + [
+                _fmt(_value(r, m, s)) + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if m == "hit@1" and s is None
+                                         and (iv := _interval(r, m, None)) else "") for m, s in cols])
         parts.append(
             f"{_dataset_display(dataset)}, `{split}` split, candidate set `{str(fp)[:12]}…` (identical for every row):\n\n"
             + _table(header, rows)

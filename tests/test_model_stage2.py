@@ -720,3 +720,30 @@ def test_llm_lora_adapters_train_save_and_reload(tokenizer, tmp_path):
     torch.testing.assert_close(rank(loaded), trained, rtol=0, atol=0)
     with pytest.raises(CheckpointError, match="already carries LoRA"):
         ALLMRecForRecommendation.from_pretrained(tmp_path, llm=m.llm, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("layout", ["paper", "copy"])
+def test_index_answers_label_the_candidates_and_score_one_token_each(tokenizer, layout):
+    """answer_format="index": candidates labelled (A)..; the answer (training target, rank continuation) is a label,
+    scored the same by the packed and the KV-cache paths; generated labels resolve to their candidate."""
+    m = tiny_model(tokenizer, prompt_layout=layout, answer_format="index", rank_scoring="packed")
+    b = m.prompt_builder()
+    p = b.build(HISTORIES[0], CANDIDATES[0], TITLES, target_id=TARGETS[0])
+    assert p.target == "B" and p.text.endswith(" (") and '(D) "' in p.text
+    assert (m.config.user_token in p.text.rsplit("The recommendation is", 1)[1]) == (layout == "copy")
+    conts = [[encode_target(tokenizer, a) for a in b.candidate_answers(row, TITLES)] for row in CANDIDATES]
+    assert conts[0] == conts[1]  # a label's answer does not depend on the item behind it
+    batch = encode_prompts(tokenizer, prompts(m), padding_side="left")
+    args = dict(item_ids=batch["item_ids"], cf_input_ids=cf_inputs(m))
+    packed = m.score_candidates(batch["input_ids"], batch["attention_mask"], conts, **args)
+    cached = tiny_model(tokenizer, prompt_layout=layout, answer_format="index", rank_scoring="cache")
+    cached.load_state_dict(m.state_dict())
+    torch.testing.assert_close(packed, cached.score_candidates(batch["input_ids"], batch["attention_mask"], conts, **args),
+                               rtol=1e-5, atol=1e-5)
+    ranked = m.recommend(HISTORIES[0], CANDIDATES[0])
+    assert sorted(r["item_id"] for r in ranked) == sorted(CANDIDATES[0])
+    assert ranked[0]["score"] == pytest.approx(float(packed[0].max()), abs=1e-4)
+    assert m.recommend_generate(HISTORIES[0], CANDIDATES[0])["item_id"] in (None, *CANDIDATES[0])
+    assert b.resolve_answer("C) because", ["x", "y", "z"]) == '"z"' and b.resolve_answer("Zebra", ["x"]) == "Zebra"
+    with pytest.raises(ValueError, match="at most 26"):
+        b.build([1], list(range(1, 28)), [""] + [f"T{i}" for i in range(1, 40)])

@@ -95,6 +95,38 @@ def test_training_samples_are_seeded_and_valid(tiny_data):
     assert len(Stage2Samples(ds, max_users=7)) == 7
 
 
+def test_few_shot_trains_on_the_prepared_subset_only(tiny_data):
+    """Paper Table 6: --few-shot K trains stage 2 (and TALLRec, stage 1, the CF model) on the prepared K users."""
+    from allmrec.alignment.samples import Stage1Sampler
+    from allmrec.model.training import Stage2Samples
+
+    ds = PreparedDataset.load(tiny_data)
+    chosen = ds.few_shot_users(8)
+    s = Stage2Samples(ds, only_users=chosen)
+    assert sorted(int(u) for u in s.user_ids) == sorted(chosen)
+    stage1 = Stage1Sampler(ds.train_sequences, ds.num_items, 12, batch_size=4, only_users=chosen)
+    assert sorted(int(u) + 1 for u in stage1.users) == sorted(chosen)
+    seen = {int(u) for batch in stage1.epoch(0) for u in batch.user_ids}
+    assert seen == set(chosen)
+
+
+def test_random_item_tables_keep_shape_and_spread_but_not_the_items():
+    """Table 9 "with random joint embedding": F_I reads vectors with the stage-1 statistics and no item knowledge."""
+    import torch
+
+    from allmrec.model.training import random_item_tables
+
+    g = torch.Generator().manual_seed(0)
+    tables = {"joint": torch.randn(41, 8, generator=g) * 3 + 1, "text": torch.rand(41, 8, generator=g)}
+    tables["joint"][0] = tables["text"][0] = 0
+    fake = random_item_tables(tables, seed=0)
+    assert fake["joint"].shape == tables["joint"].shape and bool((fake["joint"][0] == 0).all())
+    assert torch.allclose(fake["joint"][1:].mean(0), tables["joint"][1:].mean(0), atol=1.5)
+    assert abs(float(fake["joint"][1:].std()) - float(tables["joint"][1:].std())) < 1.0
+    assert not torch.allclose(fake["joint"], tables["joint"])
+    assert torch.equal(random_item_tables(tables, seed=0)["joint"], fake["joint"])  # seeded
+
+
 @pytest.mark.parametrize("mode", ["rank", "generate"])
 def test_evaluate_checkpoint_writes_the_results_schema(trained, tiny_data, tmp_path, mode):
     out = tmp_path / f"{mode}.json"

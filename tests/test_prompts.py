@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from allmrec.model.matching import lenient_hit, match_candidate, normalize_title, parse_answer
-from allmrec.model.prompts import PromptBuilder
+from allmrec.model.prompts import DEFAULT_CANDIDATE_TOKEN, DEFAULT_HISTORY_TOKEN, DEFAULT_USER_TOKEN, PromptBuilder
 
 TITLES = ["", "Toy Story (1995)", "Heat (1995)", "Fargo (1996)"]
 
@@ -159,3 +159,30 @@ def test_lenient_rule_is_the_authors_substring_rule():
     assert lenient_hit('"The LLM Movie"', "The  Movie")
     # exact matching is stricter than the lenient rule
     assert match_candidate('"Heat (1995) Director\'s cut"', ["Heat (1995)"]) is None
+
+
+@pytest.mark.parametrize("layout", ["paper", "copy"])
+def test_soft_token_sets_drop_the_user_or_the_item_tokens(layout):
+    """Paper Table 9: "w/o user representation" keeps the item tokens only, "w/o joint embedding" the user token only;
+    the words and titles stay the same."""
+    titles = ["", "Alpha (1990)", "Beta (1991)", "Gamma (1992)"]
+    both, user, items = (PromptBuilder(layout=layout, token_set=t).build([1], [2, 3], titles, target_id=3)
+                         for t in ("both", "user", "items"))
+    assert DEFAULT_USER_TOKEN in both.text and DEFAULT_USER_TOKEN in user.text and DEFAULT_USER_TOKEN not in items.text
+    assert DEFAULT_CANDIDATE_TOKEN not in user.text and DEFAULT_HISTORY_TOKEN not in user.text
+    assert items.text.count(DEFAULT_CANDIDATE_TOKEN) == 2 and items.text.count(DEFAULT_HISTORY_TOKEN) == 1
+    assert user.item_ids == () and items.item_ids == both.item_ids == (1, 2, 3)
+    assert (user.has_user_token, items.has_user_token) == (True, False)
+    for p in (both, user, items):
+        assert all(t in p.text for t in titles[1:]) and "Gamma (1992)" in p.target
+    with pytest.raises(ValueError, match="soft-token set"):
+        PromptBuilder(token_set="none")
+
+
+def test_genre_prompt_asks_for_genres_with_the_history_only():
+    titles = ["", "Alpha (1990)", "Beta (1991)"]
+    p = PromptBuilder(layout="copy").build_genre([1, 2], titles)
+    assert p.text.startswith(DEFAULT_USER_TOKEN) and p.text.count(DEFAULT_HISTORY_TOKEN) == 2
+    assert p.candidate_ids == () and p.item_ids == (1, 2) and "3 movie genres" in p.text
+    plain = PromptBuilder(soft_tokens=False).build_genre([1, 2], titles)
+    assert DEFAULT_HISTORY_TOKEN not in plain.text and plain.item_ids == () and "Beta (1991)" in plain.text

@@ -21,6 +21,7 @@ from .prompts import (
     PROMPT_LAYOUTS,
     PROMPT_STYLES,
     SOFT_TOKEN_SETS,
+    ANSWER_FORMATS,
 )
 
 ITEM_EMBEDDING_MODES = ("cf", "text", "auto")
@@ -90,6 +91,10 @@ class ALLMRecConfig(PretrainedConfig):
         soft_token_set (`str`, defaults to ``"both"``):
             Which soft tokens the prompt carries: ``both`` (A-LLMRec), ``user`` (O_u only, no item soft tokens: paper
             Table 9 "w/o joint embedding") or ``items`` (the O_i only, no user token: Table 9 "w/o user representation").
+        answer_format (`str`, defaults to ``"title"``):
+            ``title`` (paper): the LLM answers with the next item's quoted title. ``index``: the candidates are labelled
+            ``(A)``..``(T)`` and the answer is the label (one token decides the choice, so the listwise loss and rank
+            mode score 20 one-token answers after one prompt). Not in the paper.
         item_table (`str`, defaults to ``"stage1"``):
             Provenance of the stored item tables: ``stage1`` (the stage-1 e_i / q_i) or ``random`` (seeded random
             vectors with the stage-1 tables' per-dimension mean and spread: Table 9 "with random joint embedding").
@@ -203,6 +208,7 @@ class ALLMRecConfig(PretrainedConfig):
         prompt_layout: str = "paper",
         soft_token_set: str = "both",
         item_table: str = "stage1",
+        answer_format: str = "title",
         input_standardization: str = "none",
         train_objective: str = "token",
         listwise_normalization: str = "mean",
@@ -246,6 +252,7 @@ class ALLMRecConfig(PretrainedConfig):
         self.prompt_layout = prompt_layout
         self.soft_token_set = soft_token_set
         self.item_table = item_table
+        self.answer_format = answer_format
         self.input_standardization = input_standardization
         self.train_objective = train_objective
         self.listwise_normalization = listwise_normalization
@@ -299,7 +306,7 @@ class ALLMRecConfig(PretrainedConfig):
         for name, allowed in (("prompt_layout", PROMPT_LAYOUTS), ("input_standardization", INPUT_STANDARDIZATIONS),
                               ("train_objective", TRAIN_OBJECTIVES), ("listwise_normalization", RANK_NORMALIZATIONS),
                               ("rank_scoring", RANK_SCORINGS), ("soft_token_set", SOFT_TOKEN_SETS),
-                              ("item_table", ITEM_TABLES)):
+                              ("item_table", ITEM_TABLES), ("answer_format", ANSWER_FORMATS)):
             if getattr(self, name) not in allowed:
                 bad(name, f"choose one of {', '.join(allowed)}")
         if not self.match_weight >= 0:

@@ -96,12 +96,16 @@ class _RowEncoder:
             enc["user_ids"] = torch.as_tensor(np.asarray(rows.get("cf_user_id", rows["user_id"]))[idx], dtype=torch.long)
         return enc
 
-    def continuation(self, item_id: int) -> list[int]:
+    def continuations(self, candidates) -> list[list[int]]:
+        """Token ids of every candidate's answer (its title, or its label for index answers), cached by text."""
         from .processing_allmrec import encode_target
 
-        if item_id not in self._continuations:
-            self._continuations[item_id] = encode_target(self.model.tokenizer, self.builder.target_text(self.titles[item_id]))
-        return self._continuations[item_id]
+        out = []
+        for text in self.builder.candidate_answers([int(c) for c in candidates], self.titles):
+            if text not in self._continuations:
+                self._continuations[text] = encode_target(self.model.tokenizer, text)
+            out.append(self._continuations[text])
+        return out
 
 
 def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progress=True) -> np.ndarray:
@@ -114,7 +118,7 @@ def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progr
     size = _llm_batch_size(batch_size, "rank")
     for idx in tqdm(list(_batches(len(cands), size)), desc="rank", unit="batch", disable=not progress, leave=False):
         b = enc.batch(rows, idx)
-        conts = [[enc.continuation(int(c)) for c in cands[i]] for i in idx]
+        conts = [enc.continuations(cands[i]) for i in idx]
         s = model.score_candidates(
             b["input_ids"], b["attention_mask"], conts, item_ids=b["item_ids"], cf_input_ids=b["cf_input_ids"],
             user_ids=b.get("user_ids"), item_embedding=item_embedding,
@@ -146,7 +150,9 @@ def generate_outputs(model, rows, titles, batch_size=None, item_embedding=None, 
             )
         # A-LLMRec's copy layout puts the opening quote in the prompt; text-only models have no such hook
         complete = getattr(model, "decoded_answer", None) or (lambda text: text)
-        outputs.extend(complete(t) for t in model.tokenizer.batch_decode(new, skip_special_tokens=True))
+        for i, t in zip(idx, model.tokenizer.batch_decode(new, skip_special_tokens=True)):
+            # index answers name a label: resolved to that candidate's quoted title, so exact matching applies as is
+            outputs.append(enc.builder.resolve_answer(complete(t), [titles[int(c)] for c in rows["candidates"][i]]))
     return outputs
 
 

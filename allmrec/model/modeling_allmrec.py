@@ -756,11 +756,14 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         """
         embeds = self.embed_prompt(input_ids, item_ids, user_embeds, cf_input_ids, user_ids, item_embedding)
         stop = self.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
+        budget = int(max_new_tokens or self.config.generation_max_new_tokens)
+        if self.index_answers:  # a label is one token (two with a closing parenthesis): nothing after it is read
+            stop, budget = False, min(budget, 3)
         return greedy_generate(
             self.llm, embeds, attention_mask,
             eos_token_id=self.tokenizer.eos_token_id,
             pad_token_id=pad_token_id(self.tokenizer),
-            max_new_tokens=int(max_new_tokens or self.config.generation_max_new_tokens),
+            max_new_tokens=budget,
             repetition_penalty=float(repetition_penalty or self.config.generation_repetition_penalty),
             quote_counts=self._quote_counts() if stop else None,
             quotes=1 if self.answer_opens_with_quote else 2,
@@ -769,7 +772,12 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
     @property
     def answer_opens_with_quote(self) -> bool:
         """``copy`` layout: the prompt ends with the answer's opening quote, so the LLM writes ``' Title"'``."""
-        return getattr(self.config, "prompt_layout", "paper") == "copy"
+        return getattr(self.config, "prompt_layout", "paper") == "copy" and self.index_answers is False
+
+    @property
+    def index_answers(self) -> bool:
+        """The answer is a candidate label (``answer_format="index"``), resolved to its title after decoding."""
+        return getattr(self.config, "answer_format", "title") == "index"
 
     def decoded_answer(self, text: str) -> str:
         """A generated continuation as a complete quoted answer (puts back the prompt's opening quote)."""
@@ -815,6 +823,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
             domain=c.domain, style=c.prompt_style, soft_tokens=soft_tokens, history_len=c.history_len,
             user_token=c.user_token, history_token=c.history_token, candidate_token=c.candidate_token,
             layout=getattr(c, "prompt_layout", "paper"), token_set=getattr(c, "soft_token_set", "both"),
+            answer_format=getattr(c, "answer_format", "title"),
         )
 
     def to_item_ids(self, items: Sequence[int | str], what: str = "items", titles: Sequence[str] | None = None) -> list[int]:
@@ -862,7 +871,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         builder = self.prompt_builder()
         prompt = builder.build(hist, cands, titles)
         batch = encode_prompts(self.tokenizer, [prompt], padding_side="left")
-        conts = [[encode_target(self.tokenizer, builder.target_text(titles[c])) for c in cands]]
+        conts = [[encode_target(self.tokenizer, a) for a in builder.candidate_answers(cands, titles)]]
         scores = self.score_candidates(
             batch["input_ids"], batch["attention_mask"], conts, item_ids=batch["item_ids"],
             cf_input_ids=left_pad_histories([hist], self.config.cf_max_seq_len), item_embedding=item_embedding,
@@ -885,7 +894,8 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         new = self.generate_answers(batch["input_ids"], batch["attention_mask"], item_ids=batch["item_ids"],
                                     cf_input_ids=left_pad_histories([hist], self.config.cf_max_seq_len),
                                     item_embedding=item_embedding)
-        answer = self.decoded_answer(self.tokenizer.decode(new[0], skip_special_tokens=True))
+        answer = self.prompt_builder().resolve_answer(self.decoded_answer(self.tokenizer.decode(new[0], skip_special_tokens=True)),
+                                                      [titles[c] for c in cands])
         j = match_candidate(answer, [titles[c] for c in cands])
         return {"answer": answer, "item_id": None if j is None else cands[j], "title": None if j is None else titles[cands[j]]}
 

@@ -60,6 +60,10 @@ from typing import Sequence
 DOMAINS = ("movie", "game", "item")
 PROMPT_STYLES = ("paper", "official", "fig6")
 PROMPT_LAYOUTS = ("paper", "copy")
+#: what the LLM answers: the quoted title (paper) or the label of the chosen candidate (not in the paper)
+ANSWER_FORMATS = ("title", "index")
+#: candidate labels of the index answer, in candidate order
+INDEX_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 #: which soft tokens a prompt carries (paper Table 9 ablations): both, only the user token, only the item tokens
 SOFT_TOKEN_SETS = ("both", "user", "items")
 
@@ -121,6 +125,9 @@ class PromptBuilder:
         history_len: how many of the most recent history items are listed (paper: 10).
         layout: ``paper`` (user token first, item token after each title) or ``copy`` (item token before each
             title, user token right before the answer); see the module docstring.
+        answer_format: ``title`` (the paper: the answer is the candidate's quoted title) or ``index`` (each candidate
+            is labelled ``(A)``..``(T)`` and the answer is its label: one token decides the choice, so ranking and
+            training score 20 one-token answers instead of 20 titles; not in the paper).
         token_set: with ``soft_tokens``: ``both`` (A-LLMRec), ``user`` (no item soft tokens: paper Table 9 "w/o joint
             embedding") or ``items`` (no user token: Table 9 "w/o user representation").
         user_token / history_token / candidate_token: the placeholder strings.
@@ -137,6 +144,7 @@ class PromptBuilder:
         candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
         layout: str = "paper",
         token_set: str = "both",
+        answer_format: str = "title",
     ) -> None:
         if domain not in DOMAIN_WORDS:
             raise ValueError(f"prompt domain {domain!r} is unknown; choose one of {', '.join(DOMAINS)}")
@@ -144,6 +152,8 @@ class PromptBuilder:
             raise ValueError(f"prompt style {style!r} is unknown; choose one of {', '.join(PROMPT_STYLES)}")
         if layout not in PROMPT_LAYOUTS:
             raise ValueError(f"prompt layout {layout!r} is unknown; choose one of {', '.join(PROMPT_LAYOUTS)}")
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer format {answer_format!r} is unknown; choose one of {', '.join(ANSWER_FORMATS)}")
         if token_set not in SOFT_TOKEN_SETS:
             raise ValueError(f"soft-token set {token_set!r} is unknown; choose one of {', '.join(SOFT_TOKEN_SETS)}")
         if history_len < 1:
@@ -160,6 +170,7 @@ class PromptBuilder:
         self.candidate_token = candidate_token
         self.layout = layout if soft_tokens else "paper"  # without soft tokens both layouts are the same text
         self.words = DOMAIN_WORDS[domain]
+        self.answer_format = answer_format
         self.with_user = soft_tokens and token_set in ("both", "user")
         self.with_items = soft_tokens and token_set in ("both", "items")
 
@@ -174,6 +185,35 @@ class PromptBuilder:
         if self.layout == "copy":  # the title follows the soft token as the answer follows the user token
             return self.separator.join(f'"{token} {t}"' for t in titles)  # ' Word' tokens, as in the answer
         return self.separator.join(f'"{t}"{token}' for t in titles)
+
+    def _labelled_list(self, titles: Sequence[str], token: str) -> str:
+        """Index answers: every candidate carries its label, right after its soft token where it has one, so the
+        label follows the token the user token must match (what a copy head completes)."""
+        parts = []
+        for label, t in zip(INDEX_LABELS, titles):
+            if not self.with_items:
+                parts.append(f'({label}) "{t}"')
+            elif self.layout == "copy":
+                parts.append(f'{token} ({label}) "{t}"')
+            else:
+                parts.append(f'({label}) "{t}"{token}')
+        return self.separator.join(parts)
+
+    def candidate_answers(self, candidate_ids: Sequence[int], titles: Sequence[str]) -> list[str]:
+        """The answer text of every candidate, in order (EOS is appended by the tokenizing code)."""
+        if self.answer_format == "index":
+            return list(INDEX_LABELS[:len(candidate_ids)])
+        return [self.target_text(titles[int(c)]) for c in candidate_ids]
+
+    def resolve_answer(self, text: str, candidate_titles: Sequence[str]) -> str:
+        """A generated answer as the quoted title it names: index answers name a label (``"B"``, ``"B)"``, ``"(B"``),
+        returned as that candidate's quoted title so that title matching applies; anything else is returned as is."""
+        if self.answer_format != "index":
+            return text
+        m = re.match(r"\s*\(?([A-Z])(?![A-Za-z])", text)
+        if m and INDEX_LABELS.index(m.group(1)) < len(candidate_titles):
+            return f'"{candidate_titles[INDEX_LABELS.index(m.group(1))]}"'
+        return text
 
     def target_text(self, title: str) -> str:
         """What the LLM should emit for ``title`` (EOS is appended by the tokenizing code)."""
@@ -222,19 +262,30 @@ class PromptBuilder:
             raise ValueError("a prompt needs at least one candidate item")
         if target_id is not None and int(target_id) not in cands:
             raise ValueError(f"target item {target_id} is not among the candidates {list(cands)}")
+        if self.answer_format == "index" and len(cands) > len(INDEX_LABELS):
+            raise ValueError(f"index answers label at most {len(INDEX_LABELS)} candidates, got {len(cands)}")
         # Rendered with a marker per title first, so that only the builder's own placeholders are cut out below;
         # the titles (untrusted catalogue text) are put back into the text pieces afterwards, never re-scanned.
         shown = [titles[i] for i in hist] + [titles[i] for i in cands]
         markers = [f"\x00{k}\x00" for k in range(len(shown))]
-        text = self._user_sentence() + self._sentences(
-            self._list(markers[:len(hist)], self.history_token),
-            self._list(markers[len(hist):], self.candidate_token),
-        )
-        if self.soft_tokens and self.layout == "copy":
+        candidate_list = (self._labelled_list if self.answer_format == "index" else self._list)(
+            markers[len(hist):], self.candidate_token)
+        text = self._user_sentence() + self._sentences(self._list(markers[:len(hist)], self.history_token), candidate_list)
+        if self.answer_format == "index":
+            # the answer is the label after "(": in the copy layout the user token comes first, as each candidate's
+            # soft token precedes its label
+            user = f" {self.user_token}" if self.with_user and self.layout == "copy" else ""
+            text = text.rstrip() + user + " ("
+        elif self.soft_tokens and self.layout == "copy":
             # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
             text = text.rstrip() + ' "' + (self.user_token if self.with_user else "")
         segments = self._segments(text, shown)
-        target = None if target_id is None else self.target_text(titles[int(target_id)])
+        if target_id is None:
+            target = None
+        elif self.answer_format == "index":
+            target = INDEX_LABELS[cands.index(int(target_id))]
+        else:
+            target = self.target_text(titles[int(target_id)])
         return Prompt(text="".join(piece for piece, _ in segments), history_ids=hist, candidate_ids=cands,
                       target=target, has_user_token=self.with_user, has_item_tokens=self.with_items,
                       segments=segments)
@@ -289,6 +340,8 @@ __all__ = [
     "PROMPT_STYLES",
     "PROMPT_LAYOUTS",
     "SOFT_TOKEN_SETS",
+    "ANSWER_FORMATS",
+    "INDEX_LABELS",
     "DEFAULT_USER_TOKEN",
     "DEFAULT_HISTORY_TOKEN",
     "DEFAULT_CANDIDATE_TOKEN",

@@ -60,6 +60,7 @@ class Stage2TrainingArguments(ScalingArguments):
     targets: str | None = field(default=None, metadata={"help": "last (paper: the last training item) or all (A-LLMRec_all, §5.4.2: any position of the sequence, seeded per (user, position, epoch))"})
     prompt_layout: str | None = field(default=None, metadata={"help": "paper (user token first, item token after each title) or copy (item token before each title, user token right before the answer)"})
     soft_tokens: str = field(default="both", metadata={"help": "soft tokens in the prompt: both (A-LLMRec), user (no item tokens: Table 9 'w/o joint embedding') or items (no user token: Table 9 'w/o user representation')"})
+    answer_format: str = field(default="title", metadata={"help": "title (paper: the answer is the quoted title) or index (candidates labelled (A)..(T), the answer is one label: the choice is one token; not in the paper)"})
     item_table: str = field(default="stage1", metadata={"help": "F_I's input table: stage1 (e_i / q_i) or random (seeded random vectors with the stage-1 tables' mean and spread: Table 9 'with random joint embedding')"})
     input_standardization: str | None = field(default=None, metadata={"help": "none (paper) or zscore: standardise x^u and e_i per dimension before F_U / F_I"})
     lr: float | None = field(default=None, metadata={"help": "Adam learning rate (paper: 1e-4; listwise recipe: 1e-3)"})
@@ -153,7 +154,7 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "objective": ("token", "listwise", "token+listwise"), "listwise_normalization": ("sum", "mean"),
     "targets": ("last", "all"), "prompt_layout": ("paper", "copy"), "input_standardization": ("none", "zscore"),
     "lr_schedule": ("constant", "cosine"), "soft_token_norm": ("none", "embedding"), "rank_scoring": ("packed", "cache"),
-    "soft_tokens": ("both", "user", "items"), "item_table": ("stage1", "random"),
+    "soft_tokens": ("both", "user", "items"), "item_table": ("stage1", "random"), "answer_format": ("title", "index"),
 }
 
 #: ``--recipe`` presets: the value of every field the user leaves unset
@@ -280,7 +281,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         item_titles=dataset.titles, llm_name_or_path=canonical_id(args.llm), llm_source=asset_provenance(args.llm),
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
         soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
-        soft_token_set=args.soft_tokens, item_table=args.item_table,
+        soft_token_set=args.soft_tokens, item_table=args.item_table, answer_format=args.answer_format,
         input_standardization=args.input_standardization, train_objective=args.objective,
         listwise_normalization=args.listwise_normalization, rank_scoring=args.rank_scoring,
         match_weight=args.match_weight, match_temperature=args.match_temperature, user_token_teacher=args.user_token_teacher,
@@ -342,7 +343,8 @@ def collate(model, samples: list[dict]) -> dict:
         batch = encode_prompts(model.tokenizer, prompts, with_targets=True, padding_side="right")
     else:
         batch = encode_prompts(model.tokenizer, prompts, padding_side="left")
-        answers = [[encode_target(model.tokenizer, builder.target_text(titles[int(c)])) for c in s["candidates"]] for s in samples]
+        answers = [[encode_target(model.tokenizer, a) for a in builder.candidate_answers(s["candidates"], titles)]
+                   for s in samples]
         batch["candidate_input_ids"], batch["candidate_mask"] = pad_continuations(answers, pad_token_id(model.tokenizer))
         batch["target_index"] = torch.tensor([int(np.flatnonzero(np.asarray(s["candidates"]) == s["target"])[0]) for s in samples])
         batch["candidate_item_ids"] = torch.as_tensor(np.stack([np.asarray(s["candidates"], dtype=np.int64) for s in samples]))

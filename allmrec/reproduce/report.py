@@ -121,9 +121,11 @@ class _Grid:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _delta(r: dict | None, ref: dict | None, metric: str = "hit@1") -> tuple[str, float | None]:
-    if r is None or ref is None or r is ref:
-        return ("—" if r is not ref else "reference", None)
+def _delta(r: dict | None, ref: dict | None, metric: str = "hit@1", is_ref: bool = False) -> tuple[str, float | None]:
+    if is_ref:
+        return "reference", None
+    if r is None or ref is None:
+        return "—", None
     try:
         d = paired_results_difference(r, ref, metric)
     except ValueError:
@@ -137,7 +139,8 @@ def table_grid(spec: TableSpec, plan: Plan, root: Path) -> _Grid | None:
         return None
     load = lambda sid: _load(root, plan, sid)  # noqa: E731
     ref_row = next((row for row in spec.rows if row.label == spec.baseline), None)
-    ref = load(ref_row.results["rank"]) if ref_row and "rank" in ref_row.results else None
+    ref_id = ref_row.results.get("rank") if ref_row else None
+    ref = load(ref_id) if ref_id else None
     paper = PAPER_TABLE1.get(_paper_key(_dataset_name(plan)) or "", {})
     if spec.key in ("1", "5", "6", "7", "8", "9", "11"):
         gen = any("generate" in row.results for row in spec.rows)
@@ -163,7 +166,7 @@ def table_grid(spec: TableSpec, plan: Plan, root: Path) -> _Grid | None:
                 v = (g or {}).get("metrics", {}).get("valid_rate")
                 cells.append((_fmt(v), v))
             if spec.baseline:
-                cells.append(_delta(r, ref))
+                cells.append(_delta(r, ref, is_ref=row.results["rank"] == ref_id))
             if spec.key == "1" and paper:
                 p = paper.get(row.label) or (paper.get("A-LLMRec") if row.label == "A-LLMRec (paper recipe)" else None)
                 cells.append((_fmt(p, digits=4), None))

@@ -85,7 +85,7 @@ def _argv(step: Step, root: Path) -> list[str]:
         state = default_state_dir(out)
         if "--save-state-every" in argv and state.is_dir() and any(state.glob("step-*")):
             argv += ["--resume-from", str(state)]  # a killed long training goes on from its newest state
-        elif out.exists():
+        if out.exists():  # a finished output without its marker (killed in between): written again
             argv.append("--overwrite")
     return argv
 
