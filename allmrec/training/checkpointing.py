@@ -209,8 +209,9 @@ class TrainingStateManager:
         return saved
 
     def check_arguments(self, saved: dict[str, Any]) -> None:
+        # an option newer than the saved state (absent from it) kept its default there, which is the old behaviour
         changed = sorted(k for k in set(saved) | set(self.args)
-                         if k not in RESUME_MUTABLE and saved.get(k) != self.args.get(k))
+                         if k not in RESUME_MUTABLE and k in saved and saved.get(k) != self.args.get(k))
         if changed:
             detail = ", ".join(f"{k}: {saved.get(k)!r} → {self.args.get(k)!r}" for k in changed[:4])
             raise AllmrecError(f"--resume-from: arguments differ from the interrupted run ({detail}); rerun with the same arguments")
