@@ -282,6 +282,10 @@ def test_tallrec_adapter_refuses_another_catalogue(tallrec_dir, tmp_path):
     prepare(PrepareOptions(source=str(src), name="other", domain="movie"), other, progress=False)
     rc = main(["evaluate", "--model", str(tallrec_dir), "--data", str(other), "--out", str(tmp_path / "r.json"), "--mode", "rank"])
     assert rc == 2
+    # paper Table 7: a text-only model may score another catalogue when that is the point
+    rc = main(["evaluate", "--model", str(tallrec_dir), "--data", str(other), "--out", str(tmp_path / "x.json"), "--mode", "rank",
+               "--cross-domain", "--max-users", "4"])
+    assert rc == 0 and json.loads((tmp_path / "x.json").read_text())["cross_domain"] is True
 
 
 def test_bad_tallrec_options_are_one_line_errors(inputs, tmp_path, capsys):
@@ -297,7 +301,8 @@ def test_bad_tallrec_options_are_one_line_errors(inputs, tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------- LLM-Only
 def test_llm_only_rank_scores_equal_an_unbatched_reference(inputs):
-    """The shared KV-cache scorer, on a text-only prompt, = sum log P(' "Title"' + EOS | prompt) computed directly."""
+    """The shared scorers (packed, the default, and the KV-cache path), on a text-only prompt, = sum log P(' "Title"' +
+    EOS | prompt) computed directly."""
     from allmrec.baselines.text_model import build_llm_only
     from allmrec.model.inference import rank_scores, subset_rows
     from allmrec.model.processing_allmrec import encode_target
@@ -306,6 +311,8 @@ def test_llm_only_rank_scores_equal_an_unbatched_reference(inputs):
     model = build_llm_only(str(inputs.llm), ds.num_items, device="cpu")
     rows = subset_rows(ds.eval_rows("test"), 3, seed=0)
     scores = rank_scores(model, rows, ds.titles, batch_size=3, progress=False)
+    model.config.rank_scoring = "cache"
+    np.testing.assert_allclose(rank_scores(model, rows, ds.titles, batch_size=3, progress=False), scores, atol=1e-4)
     builder = model.prompt_builder()
     for r in range(3):
         prompt = builder.build(rows["history"][r], rows["candidates"][r], ds.titles)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import AllmrecError, CheckpointError
-from ..model.llm_scoring import continuation_scores, greedy_generate, quote_count_table
+from ..model.llm_scoring import continuation_scores, greedy_generate, packed_continuation_scores, quote_count_table
 from ..model.modeling_allmrec import ALLMRecForRecommendation, load_llm
 from ..model.processing_allmrec import encode_prompts, encode_target, pad_token_id
 from ..model.prompts import DOMAINS, PROMPT_STYLES, PromptBuilder
@@ -56,6 +56,7 @@ class TextOnlyConfig:
     generation_max_new_tokens: int = field(default=64, metadata={"help": "generation budget in new tokens"})
     generation_stop_at_answer: bool = field(default=False, metadata={"help": "end each answer at its closing quote"})
     rank_normalization: str = field(default="sum", metadata={"help": "rank mode: sum (log P(title+EOS)) or mean per token"})
+    rank_scoring: str = field(default="packed", metadata={"help": "rank mode: packed (one forward over the prompt and all answers, as A-LLMRec) or cache (the prompt's KV cache repeated per candidate)"})
     llm_vocab_size: int | None = field(default=None, metadata={"help": "rows of the LLM's embedding table (set on build)"})
     dataset_name: str | None = field(default=None, metadata={"help": "provenance: the prepared dataset trained on"})
     allmrec_version: str | None = field(default=None, metadata={"help": "package version that wrote the model"})
@@ -85,6 +86,8 @@ class TextOnlyConfig:
             bad("generation_repetition_penalty", "must be > 0 (1.0 = no penalty)")
         if self.rank_normalization not in ("sum", "mean"):
             bad("rank_normalization", "choose sum or mean")
+        if self.rank_scoring not in ("packed", "cache"):
+            bad("rank_scoring", "choose packed or cache")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -213,8 +216,10 @@ class TextOnlyRecommender(nn.Module):
         item_embedding: str | None = None,
         normalization: str | None = None,
     ) -> torch.Tensor:
-        """``(B, C)`` log P(continuation | prompt) with A-LLMRec's scorer (prompt once, KV cache repeated)."""
-        return continuation_scores(
+        """``(B, C)`` log P(continuation | prompt) with A-LLMRec's scorers (``config.rank_scoring``: packed or KV cache;
+        equal up to float rounding), so that efficiency comparisons measure the models, not the scorers."""
+        score = packed_continuation_scores if self.config.rank_scoring == "packed" else continuation_scores
+        return score(
             self.llm, self.embed_prompt(input_ids, item_ids), attention_mask, continuations,
             pad_token_id=pad_token_id(self.tokenizer),
             normalization=normalization or self.config.rank_normalization,
