@@ -163,7 +163,13 @@ def _inspect_allmrec(path: Path) -> CheckpointInfo:
     info = CheckpointInfo(kind=ALLMREC, path=path, config=config, files=upload_files(path))
     shapes = _tensor_shapes(path / ALLMREC_WEIGHTS)
     info.tensor_count = len(shapes)
-    llm_keys = [k for k in shapes if k.startswith("llm.")]
+    # LoRA adapters inside the LLM (llm_lora_rank > 0) are trained weights of this model; every other llm.* tensor
+    # would be the base LLM, which a checkpoint never carries
+    lora_keys = [k for k in shapes if k.startswith("llm.") and ".lora_" in k]
+    llm_keys = [k for k in shapes if k.startswith("llm.") and ".lora_" not in k]
+    if lora_keys and not int(config.get("llm_lora_rank") or 0):
+        raise CheckpointError(f"{path / ALLMREC_WEIGHTS} holds LoRA adapter tensors (e.g. {lora_keys[0]}) but config.json "
+                              "has llm_lora_rank 0: the weights and config.json come from different saves — re-save it")
     if llm_keys:
         raise CheckpointError(
             f"{path / ALLMREC_WEIGHTS} contains {len(llm_keys)} frozen-LLM tensors (e.g. {llm_keys[0]}); a checkpoint "

@@ -553,3 +553,18 @@ def _download(repo: str, filename: str, revision: str | None = None) -> str:
 
 def _tokenizer_dir(ckpt: Path) -> str:
     return json.loads((ckpt / "config.json").read_text())["llm_name_or_path"]
+
+
+def test_lora_adapter_tensors_are_part_of_an_allmrec_checkpoint(allmrec_ckpt, tiny_data, tmp_path, capsys):
+    """llm_lora_rank > 0 checkpoints carry the LoRA adapters inside the LLM (never the base LLM): they publish; the same
+    tensors with llm_lora_rank 0 mean mixed-up files and are refused."""
+    from safetensors.torch import load_file, save_file
+
+    ckpt = copy_ckpt(allmrec_ckpt, tmp_path / "ckpt")
+    state = load_file(str(ckpt / "model.safetensors"))
+    state["llm.model.layers.0.self_attn.q_proj.lora_A.default.weight"] = torch.zeros(2, 4)
+    save_file(state, str(ckpt / "model.safetensors"), metadata={"format": "pt"})
+    assert push("--model", str(ckpt), "--repo-id", "ns/x", "--data", str(tiny_data), "--dry-run") == 2
+    assert "llm_lora_rank 0" in capsys.readouterr().err
+    _json_edit(ckpt / "config.json", llm_lora_rank=2)
+    assert push("--model", str(ckpt), "--repo-id", "ns/x", "--data", str(tiny_data), "--dry-run") == 0
