@@ -36,6 +36,9 @@ class Stage1Config(PretrainedConfig):
         sbert_name_or_path (`str`, defaults to ``"sentence-transformers/nq-distilbert-base-v1"``):
             The sentence-transformers model the text path starts from (the official code's SBERT). The
             fine-tuned weights are saved in the checkpoint's ``sbert/`` folder.
+        sbert_source (`dict`, *optional*):
+            What exactly that SBERT was when ``sbert_name_or_path`` is the canonical Hub id of an offline ``allmrec``
+            asset (asset name, file, sha256); provenance only.
         sbert_dim (`int`, defaults to 768):
             Output size of that SBERT; overwritten from the model when it is loaded (384 for all-MiniLM-L6-v2).
         sbert_max_seq_length (`int`, *optional*):

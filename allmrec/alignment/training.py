@@ -227,6 +227,7 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
     from .modeling_stage1 import ALLMRecStage1Model
     from .samples import Stage1Sampler, validation_batches
     from .sbert import ItemTextInputs, configure_trainable_layers, embedding_dimension, load_sbert, transformer_parts
+    from ..assets import asset_provenance, canonical_id
 
     timer = StageTimer()
     out_dir = Path(args.out)
@@ -249,7 +250,10 @@ def train_stage1(args: Stage1TrainingArguments, command: str | None = None) -> d
             cf_model_path=str(Path(args.cf).resolve()),
             cf_model_type=getattr(cf_model.config, "model_type", None),
             item_dim=int(cf_model.hidden_size),
-            sbert_name_or_path=args.sbert,
+            # the canonical Hub id (the offline asset's source repository) + what exactly was used: provenance only,
+            # the fine-tuned SBERT itself is saved in the checkpoint's sbert/ folder
+            sbert_name_or_path=canonical_id(args.sbert),
+            sbert_source=asset_provenance(args.sbert),
             sbert_dim=embedding_dimension(sbert),
             sbert_max_seq_length=args.sbert_max_seq_length,
             encoder_activation=args.encoder_activation,
