@@ -317,12 +317,16 @@ def training_user_representations(model, dataset, batch_size: int = 256):
     from .modeling_allmrec import left_pad_histories
 
     users = dataset.split("users")
-    seqs = [list(s)[:-1] for s in users["train"] if len(s) >= 2]
+    keep = [k for k, s in enumerate(users["train"]) if len(s) >= 2]
+    seqs = [list(users["train"][k])[:-1] for k in keep]
+    # user ids too: CF models that score by user (NCF) read nothing else
+    ids = torch.as_tensor([int(users["user_id"][k]) for k in keep], dtype=torch.long)
     if not seqs:
         raise DataError(f"{dataset.path}: no user has 2+ training items; stage 2 has nothing to train on")
     out = []
     for start in range(0, len(seqs), batch_size):
-        out.append(model.user_representation(left_pad_histories(seqs[start:start + batch_size], model.config.cf_max_seq_len)))
+        out.append(model.user_representation(left_pad_histories(seqs[start:start + batch_size], model.config.cf_max_seq_len),
+                                             ids[start:start + batch_size]))
     return torch.cat(out)
 
 

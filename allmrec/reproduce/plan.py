@@ -292,7 +292,7 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
                       for label, model, kw in table1_models if label not in ("SASRec (CE)", "A-LLMRec_all")]
         specs.append(t)
     if "6" in tables:
-        t = TableSpec("6", TABLE_TITLES["6"], baseline="A-LLMRec",
+        t = TableSpec("6", TABLE_TITLES["6"],
                       note="every model (the CF model and stage 1 included) trained on the prepared K-user subset only.")
         sizes = manifest.get("options", {}).get("few_shot") or []
         if not sizes:
