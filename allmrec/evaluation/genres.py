@@ -80,11 +80,12 @@ def named_genres(text: str, vocabulary: Sequence[str]) -> list[str]:
 
 
 def genre_scores(outputs: Sequence[str], histories: Sequence[Sequence[int]], genres: Sequence[Sequence[str]],
-                 k: int = 3) -> dict[str, np.ndarray]:
-    """Per-user ``precision@k``, ``recall@k`` and ``valid`` (see the module docstring)."""
+                 k: int = 3, vocab: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-user ``precision@k``, ``recall@k`` and ``valid`` (see the module docstring); ``vocab``: the label
+    vocabulary when the caller has it already (default: from ``genres``)."""
     if len(outputs) != len(histories):
         raise ValueError(f"{len(outputs)} outputs for {len(histories)} users")
-    vocab = genre_vocabulary(genres)
+    vocab = genre_vocabulary(genres) if vocab is None else vocab
     precision, recall, valid = [], [], []
     for text, history in zip(outputs, histories):
         top = set(user_top_genres(history, genres, k))
@@ -129,14 +130,14 @@ def evaluate_genres(model, dataset, split: str = "test", max_users: int | None =
     from .subsets import subset_rows
 
     genres = item_genres(dataset.texts)
-    check_genre_labels(genres, str(dataset.path))
+    vocab = check_genre_labels(genres, str(dataset.path))
     rows = subset_rows(dataset.eval_rows(split), max_users, seed)
     if not len(rows["user_id"]):
         raise AllmrecError(f"{dataset.path}/{split} has no users to ask")
     start = time.perf_counter()
     model.eval()
     outputs = genre_outputs(model, rows, dataset.titles, k=k, progress=progress)
-    per_user = genre_scores(outputs, rows["history"], genres, k)
+    per_user = genre_scores(outputs, rows["history"], genres, k, vocab)
     return {
         "task": "favourite-genre prediction (paper §5.4.4, Figure 4)",
         "model": model_name,
@@ -149,7 +150,7 @@ def evaluate_genres(model, dataset, split: str = "test", max_users: int | None =
         "per_user": {"user_id": [int(u) for u in rows["user_id"]], **{n: v.tolist() for n, v in per_user.items()}},
         "examples": [
             {"user_id": int(rows["user_id"][i]), "top_genres": user_top_genres(rows["history"][i], genres, k),
-             "output": outputs[i], "named": named_genres(outputs[i], genre_vocabulary(genres))[:k]}
+             "output": outputs[i], "named": named_genres(outputs[i], vocab)[:k]}
             for i in range(min(n_examples, len(outputs)))
         ],
         "command": command or command_line(),

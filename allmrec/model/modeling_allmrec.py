@@ -772,7 +772,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
     @property
     def answer_opens_with_quote(self) -> bool:
         """``copy`` layout: the prompt ends with the answer's opening quote, so the LLM writes ``' Title"'``."""
-        return getattr(self.config, "prompt_layout", "paper") == "copy" and self.index_answers is False
+        return getattr(self.config, "prompt_layout", "paper") == "copy" and not self.index_answers
 
     @property
     def index_answers(self) -> bool:

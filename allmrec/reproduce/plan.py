@@ -50,11 +50,15 @@ class Step:
     needs: list[str] = field(default_factory=list)
     estimate_s: float = 0.0
 
+    def resolved_argv(self, root: str | Path) -> list[str]:
+        """``argv`` with the report folder ``root`` in place of ``{R}``."""
+        return [a.replace("{R}", str(root)) for a in self.argv]
+
     def command(self, root: str | Path) -> str:
         """The shell command as a reader would type it (paths under ``root``)."""
         import shlex
 
-        return "allmrec " + " ".join(shlex.quote(a.replace("{R}", str(root))) for a in self.argv)
+        return "allmrec " + " ".join(shlex.quote(a) for a in self.resolved_argv(root))
 
 
 @dataclass

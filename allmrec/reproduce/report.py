@@ -247,6 +247,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def chart_cold_warm(plan: Plan, root: Path, path: Path) -> Path | None:
     """Figure 1-style bars: Hit@1 on cold / warm items and overall per model, with 95 % error bars."""
     spec = next((t for t in plan.tables if t.key == "4" and not t.not_applicable), None)
@@ -269,10 +276,7 @@ def chart_cold_warm(plan: Plan, root: Path, path: Path) -> Path | None:
     ax.set_ylabel("Hit@1 (20 candidates)")
     ax.set_title(f"{_dataset_name(plan)}: Hit@1 on cold / warm items (95% bootstrap intervals; dashed: chance)")
     ax.legend(fontsize=7, ncol=3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def chart_learning(plan: Plan, root: Path, path: Path) -> Path | None:
@@ -295,10 +299,7 @@ def chart_learning(plan: Plan, root: Path, path: Path) -> Path | None:
     ax.set_ylabel("training loss (moving average)")
     ax.set_title("Learning curves of the LLM-based models")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def chart_efficiency(plan: Plan, root: Path, path: Path) -> Path | None:
@@ -314,10 +315,7 @@ def chart_efficiency(plan: Plan, root: Path, path: Path) -> Path | None:
     for ax, k, title in ((axes[0], 1, "training: s per step of 4 users"), (axes[1], 2, "inference: s per batch of 4 (rank)")):
         ax.barh([r[0] for r in rows], [r[k] or 0 for r in rows], color="#4c72b0")
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 # ---------------------------------------------------------------------------------------------- provenance

@@ -79,7 +79,7 @@ def check_identity(plan: Plan, root: Path) -> None:
 def _argv(step: Step, root: Path) -> list[str]:
     from ..training.checkpointing import default_state_dir
 
-    argv = [a.replace("{R}", str(root)) for a in step.argv]
+    argv = step.resolved_argv(root)
     out = root / step.output
     if step.kind == "train":
         state = default_state_dir(out)
