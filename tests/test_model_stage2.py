@@ -729,7 +729,11 @@ def test_index_answers_label_the_candidates_and_score_one_token_each(tokenizer, 
     m = tiny_model(tokenizer, prompt_layout=layout, answer_format="index", rank_scoring="packed")
     b = m.prompt_builder()
     p = b.build(HISTORIES[0], CANDIDATES[0], TITLES, target_id=TARGETS[0])
-    assert p.target == "B" and p.text.endswith(" (") and '(D) "' in p.text
+    assert p.target == "B"
+    if layout == "copy":  # one-back copy pattern: "[CandidateEmb]B) ..." ... "[UserRep]" -> "B"
+        assert p.text.endswith(f" {m.config.user_token}") and f'{m.config.candidate_token}D) "' in p.text
+    else:
+        assert p.text.endswith(" (") and '(D) "' in p.text
     assert (m.config.user_token in p.text.rsplit("The recommendation is", 1)[1]) == (layout == "copy")
     conts = [[encode_target(tokenizer, a) for a in b.candidate_answers(row, TITLES)] for row in CANDIDATES]
     assert conts[0] == conts[1]  # a label's answer does not depend on the item behind it

@@ -61,7 +61,12 @@ def register(sub) -> None:
                         "another item's soft token (seeded by --subset-seed; prompt text unchanged) (default: none)")
     p.add_argument("--cross-domain", action="store_true",
                    help="the model was trained on another dataset (paper Table 7): text-only models (TALLRec, LLM-Only) "
-                        "score this catalogue by its titles; models tied to their training catalogue are refused")
+                        "score this catalogue by its titles; A-LLMRec reaches it through the text path (every item "
+                        "embedded by the stage-1 SBERT and text encoder, CF rows decoded by the item decoder: see "
+                        "allmrec.model.cross_domain); CF models and MLP-LLM (no stage 1) are refused")
+    p.add_argument("--stage1", default=None, metavar="DIR",
+                   help="--cross-domain with an A-LLMRec model: the stage-1 output it was trained on (default: the "
+                        "stage1_path its config records)")
     p.add_argument("--llm-dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="LLM models: weight dtype of the frozen LLM: auto (bf16 on a GPU, fp32 on CPU), float32, "
                         "bfloat16 (fast on CPUs with AMX/AVX512-BF16), float16 (default: auto)")
@@ -124,6 +129,8 @@ def evaluate_command(args) -> str:
         parts += ["--ablate", args.ablate]
     if getattr(args, "cross_domain", False):
         parts.append("--cross-domain")
+    if getattr(args, "stage1", None):
+        parts += ["--stage1", str(args.stage1)]
     if getattr(args, "llm_dtype", "auto") not in (None, "auto"):
         parts += ["--llm-dtype", args.llm_dtype]
     if getattr(args, "llm_quantization", "none") not in (None, "none"):
@@ -141,9 +148,11 @@ def run_evaluate(args) -> int:
     if getattr(args, "max_users", None) is not None and args.max_users <= 0:
         raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
-    if getattr(args, "cross_domain", False) and kind not in ("tallrec", "llm"):
-        raise AllmrecError(f"--cross-domain: {args.model} is a {kind} model whose item tables belong to its training "
-                           "catalogue; only text-only models (TALLRec, llm:NAME) can score another dataset")
+    if getattr(args, "cross_domain", False) and kind == "cf":
+        raise AllmrecError(f"--cross-domain: {args.model} is a CF model whose item embeddings belong to its training "
+                           "catalogue; evaluate A-LLMRec (text path) or a text-only model (TALLRec, llm:NAME) instead")
+    if getattr(args, "stage1", None) and not getattr(args, "cross_domain", False):
+        raise AllmrecError("--stage1 is only read with --cross-domain (the model's own tables are used otherwise)")
     if getattr(args, "ablate", None) and kind != "allmrec":
         raise AllmrecError(f"--ablate needs a model with soft tokens (A-LLMRec / MLP-LLM); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right

@@ -360,8 +360,12 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
         quantization=getattr(args, "llm_quantization", "none") or "none",
         device_map=getattr(args, "llm_device_map", None),
     )
+    if getattr(args, "cross_domain", False):  # a foreign catalogue: every item through the text path (Table 7)
+        from .cross_domain import transfer_to_catalogue
+
+        transfer_to_catalogue(model, dataset, getattr(args, "stage1", None))
     timings["load_model"] = round(time.perf_counter() - start, 3)
-    return evaluate_model(
+    results = evaluate_model(
         model,
         dataset,
         split=args.split,
@@ -376,6 +380,9 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
         command=getattr(args, "command", None),
         timings=timings,
     )
+    if getattr(args, "cross_domain", False):
+        results["cross_domain"] = dict(model.config.cross_domain)
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- recommend

@@ -187,14 +187,16 @@ class PromptBuilder:
         return self.separator.join(f'"{t}"{token}' for t in titles)
 
     def _labelled_list(self, titles: Sequence[str], token: str) -> str:
-        """Index answers: every candidate carries its label, right after its soft token where it has one, so the
-        label follows the token the user token must match (what a copy head completes)."""
+        """Index answers: every candidate carries its label. In the copy layout the label comes *directly* after the
+        candidate's soft token (``[CandidateEmb]B) "Title"``) and the prompt ends with the user token, so the answer
+        completes the one-back pattern an induction head copies: the token that followed the O_i matching O_u.
+        (A label behind ``" ("`` would need a two-back match, which a small LLM's heads were not found to make.)"""
         parts = []
         for label, t in zip(INDEX_LABELS, titles):
             if not self.with_items:
                 parts.append(f'({label}) "{t}"')
             elif self.layout == "copy":
-                parts.append(f'{token} ({label}) "{t}"')
+                parts.append(f'{token}{label}) "{t}"')
             else:
                 parts.append(f'({label}) "{t}"{token}')
         return self.separator.join(parts)
@@ -272,10 +274,11 @@ class PromptBuilder:
             markers[len(hist):], self.candidate_token)
         text = self._user_sentence() + self._sentences(self._list(markers[:len(hist)], self.history_token), candidate_list)
         if self.answer_format == "index":
-            # the answer is the label after "(": in the copy layout the user token comes first, as each candidate's
-            # soft token precedes its label
-            user = f" {self.user_token}" if self.with_user and self.layout == "copy" else ""
-            text = text.rstrip() + user + " ("
+            if self.with_user and self.layout == "copy":
+                # the answer is the label right after the user token, as each label follows its candidate's O_i
+                text = text.rstrip() + f" {self.user_token}"
+            else:  # the answer is the label after "(", as in the list
+                text = text.rstrip() + " ("
         elif self.soft_tokens and self.layout == "copy":
             # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
             text = text.rstrip() + ' "' + (self.user_token if self.with_user else "")

@@ -318,9 +318,14 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
             _manifest(cross_domain)
             tallrec = b.tallrec()
             t.rows = [Row("LLM-Only", {"rank": b.evaluate(f"llm:{llm}", "rank", data=cross_domain, tag="@cross")}),
-                      Row("TALLRec", {"rank": b.evaluate(tallrec, "rank", data=cross_domain, tag="@cross")})]
-            t.note = ("text-only models read titles only and transfer as they are; A-LLMRec's soft tokens belong to the "
-                      "training catalogue, and scoring a foreign catalogue through the text path is not implemented yet.")
+                      Row("TALLRec", {"rank": b.evaluate(tallrec, "rank", data=cross_domain, tag="@cross")}),
+                      Row("A-LLMRec", {"rank": b.evaluate(allmrec, "rank", data=cross_domain, tag="@cross")}),
+                      Row("A-LLMRec (SBERT)", {"rank": b.evaluate(allmrec, "rank", item_embedding="text",
+                                                                  data=cross_domain, tag="@cross")})]
+            t.note = ("text-only models read titles only and transfer as they are. A-LLMRec reaches the foreign items "
+                      "through the text path: q_i = f_T^enc(SBERT(text)) for F_I (SBERT row) or f_I^enc(f_I^dec(q_i)) "
+                      "(A-LLMRec row), and the frozen CF model reads foreign histories through the decoded rows "
+                      "f_I^dec(q_i) (allmrec.model.cross_domain).")
         specs.append(t)
     if "8" in tables:
         t = TableSpec("8", TABLE_TITLES["8"], baseline="A-LLMRec")
