@@ -114,10 +114,11 @@ def task():
     return synthetic_task(seed=0)
 
 
-#: the default recipe with a 10x step: a 2-layer random LLM moves far less per unit of soft-token change than a
-#: pretrained one (measured here: lr 1e-3 gave Hit@1 0.19 -> 0.26 in 40 steps, lr 1e-2 0.19 -> 0.65 in 80)
-RECIPE = {**RECIPES["listwise"], "lr": 1e-2}
-STEPS = 80
+#: the default recipe with a 30x step: a 2-layer random LLM moves far less per unit of soft-token change than a
+#: pretrained one. Measured here (held-out Hit@1 from 0.195, chance 0.20): lr 1e-3 0.26 after 40 steps; lr 1e-2 0.59
+#: after 80, 0.81 after 240; lr 3e-2 0.70 after 80, 0.83 after 160 (~3 min on 2 cores: the 49k-token output head).
+RECIPE = {**RECIPES["listwise"], "lr": 3e-2}
+STEPS = 160
 
 
 def test_default_recipe_learns_from_the_cf_signal(tokenizer, task):
@@ -129,7 +130,7 @@ def test_default_recipe_learns_from_the_cf_signal(tokenizer, task):
     train(model, users_fn, steps=STEPS, recipe=RECIPE)
     after = hit1(model, held_out)
     assert before < 0.3, before  # chance = 1 / 5
-    assert after >= 0.5, (before, after)
+    assert after >= 0.75, (before, after)  # measured 0.83; the bar is 0.9 (not reached: see the README)
 
 
 def test_zeroed_soft_tokens_stay_near_chance(tokenizer, task):
