@@ -277,7 +277,7 @@ class PromptBuilder:
             if self.with_user and self.layout == "copy":
                 # the answer is the label right after the user token, as each label follows its candidate's O_i
                 text = text.rstrip() + f" {self.user_token}"
-            else:  # the answer is the label after "(", as in the list
+            else:  # the answer is the label after "(" (the list writes "(B)" where no soft token precedes it)
                 text = text.rstrip() + " ("
         elif self.soft_tokens and self.layout == "copy":
             # the user token is the last prompt token; the answer (' "Title"') follows it as a title follows O_i
