@@ -74,6 +74,7 @@ COST = {
     "process": 25.0,            # imports + loading the LLM / data per command
     "cf_epoch": 1.1,            # SASRec on ml-100k (943 users), validation included
     "stage1_epoch": 20.0,       # MiniLM, top 2 layers, 943 users
+    "stage1_all_items_epoch": 403.0,  # the same with --all-items (every position of every sequence), measured
     "stage2_step": 17.0,        # listwise recipe, batch 4 (LoRA: ~21)
     "stage2_match_pretrain": 25.0,
     "tallrec_step": 12.0,

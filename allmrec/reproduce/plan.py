@@ -138,7 +138,8 @@ class _Builder:
         if few_shot:
             argv += ["--few-shot", str(few_shot)]
         return self.add(Step(f"train/{name}", "train", f"stage 1 on {cf_name}{suffix}", argv, f"work/{name}", [cf],
-                             COST["process"] + COST["stage1_epoch"] * self.b.stage1_epochs))
+                             COST["process"] + COST["stage1_all_items_epoch" if "--all-items" in flags else "stage1_epoch"]
+                             * self.b.stage1_epochs))
 
     def _stage2_budget(self, steps: int, epochs: int) -> list[str]:
         out = ["--max-steps", str(steps)] if steps else ["--epochs", str(epochs)]
