@@ -34,8 +34,7 @@ def foreign_item_tables(stage1, texts: list[str], batch_size: int = 128) -> dict
         raise DataError("the foreign catalogue has no items")
     q = stage1.encode_texts(list(texts[1:]), batch_size=batch_size).float().cpu()
     with torch.no_grad():
-        device = stage1.device
-        cf_rows = stage1.item_autoencoder.decode(q.to(device)).float()
+        cf_rows = stage1.item_autoencoder.decode(q.to(stage1.device)).float()
         joint = stage1.encode_items(cf_rows).float().cpu()
     pad = torch.zeros(1, q.shape[1])
     return {"text": torch.cat([pad, q]), "joint": torch.cat([pad, joint]),
@@ -50,10 +49,11 @@ def transfer_to_catalogue(model, dataset, stage1_path: str | Path | None = None)
     """
     from ..alignment import ALLMRecStage1Model
 
-    path = Path(stage1_path or model.config.stage1_path or "")
-    if not str(stage1_path or model.config.stage1_path or "") or not (path / "config.json").is_file():
+    given = stage1_path or model.config.stage1_path
+    path = Path(given) if given else None
+    if path is None or not (path / "config.json").is_file():
         raise CheckpointError(f"--cross-domain needs the stage-1 output this model was trained on (its SBERT and "
-                              f"autoencoders embed the foreign items); {str(path) or 'none'} is not one: pass --stage1 DIR")
+                              f"autoencoders embed the foreign items); {given or 'none'} is not one: pass --stage1 DIR")
     cf = model.cf_model
     if cf is None or getattr(cf, "training_input", "sequence") != "sequence" or not hasattr(cf, "set_input_embeddings"):
         kind = getattr(getattr(cf, "config", None), "model_type", "none")
