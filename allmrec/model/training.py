@@ -317,10 +317,11 @@ def training_user_representations(model, dataset, batch_size: int = 256):
     from .modeling_allmrec import left_pad_histories
 
     users = dataset.split("users")
-    keep = [k for k, s in enumerate(users["train"]) if len(s) >= 2]
-    seqs = [list(users["train"][k])[:-1] for k in keep]
+    train, user_ids = users["train"], users["user_id"]  # each column read once (a datasets column is rebuilt per access)
+    keep = [k for k, s in enumerate(train) if len(s) >= 2]
+    seqs = [list(train[k])[:-1] for k in keep]
     # user ids too: CF models that score by user (NCF) read nothing else
-    ids = torch.as_tensor([int(users["user_id"][k]) for k in keep], dtype=torch.long)
+    ids = torch.as_tensor([int(user_ids[k]) for k in keep], dtype=torch.long)
     if not seqs:
         raise DataError(f"{dataset.path}: no user has 2+ training items; stage 2 has nothing to train on")
     out = []
