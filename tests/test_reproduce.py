@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,17 @@ def test_tiny_end_to_end_run_writes_every_table(stage2_inputs, tiny_sbert_path, 
     # the same command again runs nothing
     again = run_plan(plan, root)
     assert again["ran"] == [] and len(again["skipped"]) == len(plan.steps)
+    # a folder kept without its checkpoints (R/work/ is not in git): still done, and the report keeps Table 10
+    table10 = text.split("## Table 10")[1].split("\n## ")[0]
+    shutil.rmtree(root / "work")
+    assert run_plan(plan, root)["ran"] == []
+    md, _ = write_report(plan, root, command="allmrec reproduce (test)")
+    assert md.read_text().split("## Table 10")[1].split("\n## ")[0] == table10
+    # a lost results file reruns its cell and the trainings it reads, nothing else
+    cell = plan.step("eval/s2-sasrec-noitem.rank")
+    (root / cell.output).unlink()
+    rerun = run_plan(plan, root)["ran"]
+    assert rerun == ["train/cf-sasrec", "train/s1-sasrec", "train/s2-sasrec-noitem", cell.id], rerun
 
 
 def test_killed_run_resumes_without_redoing_finished_cells(stage2_inputs, tiny_sbert_path, tmp_path):

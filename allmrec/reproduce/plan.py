@@ -369,7 +369,34 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
         else:
             t.rows = [Row("LLM-Only", {"genres": b.genres(f"llm:{llm}")}), Row("A-LLMRec", {"genres": b.genres(allmrec)})]
         specs.append(t)
-    return Plan(data, budget, llm, sbert, seed, list(b.steps.values()), specs, cross_domain)
+    return Plan(data, budget, llm, sbert, seed, _readers_first(list(b.steps.values())), specs, cross_domain)
+
+
+def _readers_first(steps: list[Step]) -> list[Step]:
+    """Depth-first order: each step is followed at once by the steps that read it (a model by its scoring cells).
+
+    A training's checkpoint is then needed only for a short stretch of the run, so a run spread over several
+    machines or sessions that keeps only ``R/done/`` and ``R/results/`` (not ``R/work/``) retrains little.
+    """
+    readers: dict[str, list[Step]] = {s.id: [] for s in steps}
+    for s in steps:
+        for d in s.needs:
+            readers[d].append(s)
+    order: list[Step] = []
+    placed: set[str] = set()
+
+    def place(step: Step) -> None:
+        order.append(step)
+        placed.add(step.id)
+        for r in readers[step.id]:
+            if r.id not in placed and all(d in placed for d in r.needs):
+                place(r)
+
+    for s in steps:
+        if s.id not in placed and all(d in placed for d in s.needs):
+            place(s)
+    assert len(order) == len(steps), "the plan's steps do not form a dependency order"
+    return order
 
 
 __all__ = ["Step", "Row", "TableSpec", "Plan", "build_plan", "TABLES", "TABLE_TITLES", "CF_BACKBONES"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..evaluation.statistics import bootstrap_interval, paired_results_difference
 from .plan import Plan, TableSpec
-from .runner import is_done, marker_path
+from .runner import is_done, marker_path, training_log_copy
 
 #: the paper's Hit@1 (Tables 1, 4-6, 8, 9, 11) for the datasets it used; keys: normalised dataset names
 PAPER_TABLE1 = {
@@ -48,13 +48,15 @@ def _paper_key(name: str | None) -> str | None:
 
 def _load(root: Path, plan: Plan, step_id: str) -> dict | None:
     step = plan.step(step_id)
-    if not is_done(root, step):
+    if not is_done(root, step, plan):
         return None
     path = root / step.output
     if step.kind == "train":
         path = path / "training_log.json"
         if not path.is_file():
             path = path.parent / "adapter_training_log.json"
+        if not path.is_file():  # the checkpoint is gone (R/work/ is not kept): the runner's copy of its log
+            path = training_log_copy(root, step)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
@@ -370,7 +372,7 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((Path(plan.data) / "manifest.json").read_text(encoding="utf-8"))
-    done = sum(is_done(root, s) for s in plan.steps)
+    done = sum(is_done(root, s, plan) for s in plan.steps)
     wall = _wall_time(plan, root)
     md: list[str] = [f"# A-LLMRec reproduction: {manifest.get('name')} (budget `{plan.budget.name}`)", ""]
     intro = [

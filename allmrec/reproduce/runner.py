@@ -34,8 +34,23 @@ def marker_path(root: Path, step: Step) -> Path:
     return root / "done" / (step.id.replace("/", "__") + ".json")
 
 
-def is_done(root: Path, step: Step) -> bool:
-    return marker_path(root, step).is_file() and (root / step.output).exists()
+def training_log_copy(root: Path, step: Step) -> Path:
+    """Where the runner keeps a finished training's log (Table 10, learning curves) outside ``R/work/``."""
+    return root / "training_logs" / (step.output.split("/")[-1] + ".json")
+
+
+def is_done(root: Path, step: Step, plan: Plan | None = None) -> bool:
+    """A step is done when its marker and its output exist, or, for a training whose checkpoint is gone (``R/work/``
+    is not kept in git, nor across machines), when every step that reads it is done: the report only needs
+    the readers' results files and the training log the runner copied aside, so nothing is retrained."""
+    if not marker_path(root, step).is_file():
+        return False
+    if (root / step.output).exists():
+        return True
+    if plan is None or step.kind != "train":
+        return False
+    readers = [s for s in plan.steps if step.id in s.needs]
+    return bool(readers) and all(is_done(root, s, plan) for s in readers)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -48,9 +63,9 @@ def format_plan(plan: Plan, root: Path) -> str:
     lines = [f"allmrec reproduce: {len(plan.steps)} steps for tables {', '.join(t.key for t in plan.tables)} "
              f"on {plan.data} (budget {plan.budget.name}, LLM {plan.llm}, SBERT {plan.sbert}, seed {plan.seed})"]
     for k, s in enumerate(plan.steps, 1):
-        state = "done" if is_done(root, s) else f"~{_fmt_duration(s.estimate_s)}"
+        state = "done" if is_done(root, s, plan) else f"~{_fmt_duration(s.estimate_s)}"
         lines.append(f"[{k:>3}/{len(plan.steps)}] {state:>8}  {s.command(root)}")
-    todo = sum(s.estimate_s for s in plan.steps if not is_done(root, s))
+    todo = sum(s.estimate_s for s in plan.steps if not is_done(root, s, plan))
     lines.append(f"estimated time left: {_fmt_duration(todo)} (all steps: {_fmt_duration(plan.estimate_s())}; "
                  "costs measured on 2 CPU cores with SmolLM2-135M)")
     for t in plan.tables:
@@ -114,14 +129,14 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     spent, estimated = 0.0, 0.0  # this run's actual / estimated seconds: scales the remaining-time estimate
     n = len(plan.steps)
     for k, step in enumerate(plan.steps, 1):
-        if is_done(root, step):
+        if is_done(root, step, plan):
             skipped.append(step.id)
             echo(f"[{k:>3}/{n}] done  {step.label}")
             continue
-        missing = [d for d in step.needs if not is_done(root, plan.step(d))]
+        missing = [d for d in step.needs if not is_done(root, plan.step(d), plan)]
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
-        left = sum(s.estimate_s for s in plan.steps[k - 1:] if not is_done(root, s))
+        left = sum(s.estimate_s for s in plan.steps[k - 1:] if not is_done(root, s, plan))
         scale = spent / estimated if estimated > 0 else 1.0
         echo(_progress_line(k, n, step, time.perf_counter() - start, left * scale))
         argv = _argv(step, root)
@@ -140,6 +155,12 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         if rc != 0 or not (root / step.output).exists():
             raise AllmrecError(f"step {step.id} failed (exit {rc}): {step.command(root)}; fix the cause and run "
                                "`allmrec reproduce` again: finished steps are kept")
+        if step.kind == "train":  # the log outlives the checkpoint (see is_done)
+            for name in ("training_log.json", "adapter_training_log.json"):
+                if (root / step.output / name).is_file():
+                    atomic_write_json(training_log_copy(root, step),
+                                      json.loads((root / step.output / name).read_text(encoding="utf-8")))
+                    break
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": step.estimate_s,
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -162,4 +183,4 @@ def remove_step(root: Path, step: Step) -> None:
         out.unlink()
 
 
-__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step"]
+__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy"]
