@@ -96,6 +96,8 @@ def test_tiny_end_to_end_run_writes_every_table(stage2_inputs, tiny_sbert_path, 
     # the same command again runs nothing
     again = run_plan(plan, root)
     assert again["ran"] == [] and len(again["skipped"]) == len(plan.steps)
+    s1_log = json.loads((root / "training_logs" / "s1-sasrec.json").read_text())
+    assert s1_log["command"].startswith("allmrec train stage1 "), s1_log["command"]  # not "allmrec reproduce"
     # a folder kept without its checkpoints (R/work/ is not in git): still done, and the report keeps Table 10
     table10 = text.split("## Table 10")[1].split("\n## ")[0]
     shutil.rmtree(root / "work")

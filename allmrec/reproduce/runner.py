@@ -105,6 +105,14 @@ def _argv(step: Step, root: Path) -> list[str]:
     return argv
 
 
+def _kind(step: Step) -> str:
+    """What the cost of a step scales with: ``train stage2``, ``evaluate rank``, ``train cf``, ..."""
+    argv = step.argv
+    if step.kind == "evaluate":
+        return "evaluate " + (argv[argv.index("--mode") + 1] if "--mode" in argv else "cf")
+    return " ".join(argv[:2])
+
+
 def _progress_line(k: int, n: int, step: Step, elapsed: float, remaining: float, width: int = 20) -> str:
     filled = int(width * (k - 1) / max(n, 1))
     bar = "#" * filled + "." * (width - filled)
@@ -126,7 +134,10 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     (root / "done").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     ran, skipped = [], []
-    spent, estimated = 0.0, 0.0  # this run's actual / estimated seconds: scales the remaining-time estimate
+    # this run's actual / estimated seconds per kind of command (`train cf`, `evaluate`, ...): the estimates are
+    # off by different factors for cheap CF trainings and LLM steps, so each kind is rescaled by its own ratio
+    spent: dict[str, float] = {}
+    estimated: dict[str, float] = {}
     n = len(plan.steps)
     for k, step in enumerate(plan.steps, 1):
         if is_done(root, step, plan):
@@ -136,9 +147,10 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         missing = [d for d in step.needs if not is_done(root, plan.step(d), plan)]
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
-        left = sum(s.estimate_s for s in plan.steps[k - 1:] if not is_done(root, s, plan))
-        scale = spent / estimated if estimated > 0 else 1.0
-        echo(_progress_line(k, n, step, time.perf_counter() - start, left * scale))
+        overall = sum(spent.values()) / sum(estimated.values()) if estimated else 1.0
+        left = sum(s.estimate_s * (spent[_kind(s)] / estimated[_kind(s)] if estimated.get(_kind(s)) else overall)
+                   for s in plan.steps[k - 1:] if not is_done(root, s, plan))
+        echo(_progress_line(k, n, step, time.perf_counter() - start, left))
         argv = _argv(step, root)
         echo("$ allmrec " + " ".join(argv))
         if step.kind != "train":
@@ -149,7 +161,11 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             os.environ[KILL_AFTER_STEP_ENV] = "1"
         t0 = time.perf_counter()
         sys.stdout.flush()
-        rc = runner(argv)
+        saved_argv, sys.argv = sys.argv, ["allmrec", *argv]  # what each output records as the command that made it
+        try:
+            rc = runner(argv)
+        finally:
+            sys.argv = saved_argv
         seconds = time.perf_counter() - t0
         gc.collect()
         if rc != 0 or not (root / step.output).exists():
@@ -164,8 +180,8 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": step.estimate_s,
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        spent += seconds
-        estimated += step.estimate_s
+        spent[_kind(step)] = spent.get(_kind(step), 0.0) + seconds
+        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + step.estimate_s
         ran.append(step.id)
     total = time.perf_counter() - start
     echo(f"[{n:>3}/{n}] [{'#' * 20}] 100%  all steps done in {_fmt_duration(total)} "
