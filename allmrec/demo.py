@@ -28,7 +28,7 @@ class DemoBudget:
     stage1_epochs: int = field(default=3, metadata={"help": "stage-1 epochs over all users (paper: 10)"})
     stage1_sbert_layers: int = field(default=2, metadata={"help": "fine-tune only the top N SBERT layers (0: all, the paper)"})
     stage2_steps: int = field(default=20, metadata={"help": "stage-2 LLM steps of batch 4 after the recipe's matching pre-training (paper: 5 epochs)"})
-    stage2_recipe: str = field(default="listwise", metadata={"help": "stage-2 recipe: listwise (learns in few steps) or paper"})
+    stage2_recipe: str = field(default="listwise", metadata={"help": "stage-2 recipe: listwise (learns in few steps, frozen LLM), index-lora (one-label answers + LoRA on the LLM: the best measured) or paper"})
     stage2_valid_users: int = field(default=0, metadata={"help": "validation users for stage-2 early stopping (0: none)"})
     eval_users: int = field(default=200, metadata={"help": "seeded subset of test users scored by the LLM-based models (>= 200 keeps the interval near ±0.06)"})
     modes: str = field(default="rank", metadata={"help": "evaluation modes of the LLM-based models (rank, generate or rank,generate)"})

@@ -43,6 +43,8 @@ VARIANTS: dict[str, list[str]] = {
     "no-matching": ["--match-weight", "0", "--match-pretrain-epochs", "0"],
     "teacher": ["--user-token-teacher", "0.5"],
     "lora": ["--llm-lora-rank", "8", "--lora-lr", "3e-4"],
+    "index": ["--answer-format", "index"],
+    "index-lora": ["--recipe", "index-lora"],  # the best measured: one-label answers + LoRA r8 (lora-lr 6e-4)
 }
 
 
@@ -62,13 +64,22 @@ def run_variant(name: str, flags: list[str], args, out: Path) -> Path:
     return run
 
 
+def included_flags(run_args: dict) -> str:
+    """The options that set an included run apart (its own training log's arguments), e.g. ``--recipe index-lora``."""
+    defaults = {"recipe": "listwise", "answer_format": "title"}  # what the default recipe sets: not worth a flag
+    keys = ("recipe", "answer_format", "llm_lora_rank", "lora_lr", "user_token_teacher")
+    shown = [f"--{k.replace('_', '-')} {run_args[k]}" for k in keys
+             if run_args.get(k) not in (None, 0, 0.0, defaults.get(k))]
+    return "(included run) " + " ".join(shown)
+
+
 def summarise(name: str, run: Path) -> dict:
     log = json.loads((run / "training_log.json").read_text())
     curve = [(v["step"], v["hit@1"]) for v in log["validations"]]
     best = max(curve, key=lambda c: c[1]) if curve else (None, float("nan"))
     losses = [x["loss"] for x in log["losses"]]
     tail = losses[-10:]
-    return {"variant": name, "flags": " ".join(VARIANTS.get(name, ["(included run)"])) or "(default recipe)",
+    return {"variant": name, "flags": " ".join(VARIANTS[name]) if name in VARIANTS else included_flags(log["args"]) or "(default recipe)",
             "curve": curve, "final": curve[-1][1] if curve else float("nan"), "best": best[1], "best_step": best[0],
             "steps": log["steps"], "seconds_per_step": log.get("seconds_per_step"),
             "final_loss": sum(tail) / len(tail) if tail else float("nan"),

@@ -232,6 +232,10 @@ def test_recipes_fill_only_unset_fields(stage2_inputs, tmp_path):
     default = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"))
     default.validate()
     assert {k: getattr(default, k) for k in RECIPES["listwise"]} == RECIPES["listwise"]
+    assert (default.answer_format, default.llm_lora_rank, default.lora_lr) == ("title", 0, None)  # frozen LLM
+    best = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "e"), recipe="index-lora", lora_lr=1e-4)
+    best.validate()
+    assert (best.answer_format, best.llm_lora_rank, best.lora_lr, best.objective) == ("index", 8, 1e-4, "token+listwise")
     with pytest.raises(AllmrecError, match="--recipe"):
         Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "c"), recipe="magic").validate()
     with pytest.raises(AllmrecError, match="--objective"):
