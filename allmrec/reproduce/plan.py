@@ -94,6 +94,12 @@ class Plan:
                 return s
         raise KeyError(step_id)
 
+    def readers(self, step_id: str) -> list[Step]:
+        """The steps that read ``step_id``'s output (computed once per plan)."""
+        if getattr(self, "_readers", None) is None:
+            self._readers = readers_map(self.steps)
+        return self._readers[step_id]
+
     def estimate_s(self) -> float:
         return sum(s.estimate_s for s in self.steps)
 
@@ -372,16 +378,22 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
     return Plan(data, budget, llm, sbert, seed, _readers_first(list(b.steps.values())), specs, cross_domain)
 
 
+def readers_map(steps: list[Step]) -> dict[str, list[Step]]:
+    """Step id → the steps that read its output (its ``needs`` reversed), in plan order."""
+    readers: dict[str, list[Step]] = {s.id: [] for s in steps}
+    for s in steps:
+        for d in s.needs:
+            readers[d].append(s)
+    return readers
+
+
 def _readers_first(steps: list[Step]) -> list[Step]:
     """Depth-first order: each step is followed at once by the steps that read it (a model by its scoring cells).
 
     A training's checkpoint is then needed only for a short stretch of the run, so a run spread over several
     machines or sessions that keeps only ``R/done/`` and ``R/results/`` (not ``R/work/``) retrains little.
     """
-    readers: dict[str, list[Step]] = {s.id: [] for s in steps}
-    for s in steps:
-        for d in s.needs:
-            readers[d].append(s)
+    readers = readers_map(steps)
     order: list[Step] = []
     placed: set[str] = set()
 

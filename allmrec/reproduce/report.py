@@ -22,7 +22,7 @@ import numpy as np
 
 from ..evaluation.statistics import bootstrap_interval, paired_results_difference
 from .plan import Plan, TableSpec
-from .runner import is_done, marker_path, training_log_copy
+from .runner import checkpoint_training_log, is_done, marker_path, training_log_copy
 
 #: the paper's Hit@1 (Tables 1, 4-6, 8, 9, 11) for the datasets it used; keys: normalised dataset names
 PAPER_TABLE1 = {
@@ -51,12 +51,8 @@ def _load(root: Path, plan: Plan, step_id: str) -> dict | None:
     if not is_done(root, step, plan):
         return None
     path = root / step.output
-    if step.kind == "train":
-        path = path / "training_log.json"
-        if not path.is_file():
-            path = path.parent / "adapter_training_log.json"
-        if not path.is_file():  # the checkpoint is gone (R/work/ is not kept): the runner's copy of its log
-            path = training_log_copy(root, step)
+    if step.kind == "train":  # the checkpoint's log, or the runner's copy once R/work/ is gone
+        path = checkpoint_training_log(path) or training_log_copy(root, step)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

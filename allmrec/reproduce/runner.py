@@ -34,6 +34,14 @@ def marker_path(root: Path, step: Step) -> Path:
     return root / "done" / (step.id.replace("/", "__") + ".json")
 
 
+def checkpoint_training_log(checkpoint: Path) -> Path | None:
+    """The training log a checkpoint directory holds (A-LLMRec / CF / stage 1, or a LoRA adapter's), if any."""
+    for name in ("training_log.json", "adapter_training_log.json"):
+        if (checkpoint / name).is_file():
+            return checkpoint / name
+    return None
+
+
 def training_log_copy(root: Path, step: Step) -> Path:
     """Where the runner keeps a finished training's log (Table 10, learning curves) outside ``R/work/``."""
     return root / "training_logs" / (step.output.split("/")[-1] + ".json")
@@ -49,7 +57,7 @@ def is_done(root: Path, step: Step, plan: Plan | None = None) -> bool:
         return True
     if plan is None or step.kind != "train":
         return False
-    readers = [s for s in plan.steps if step.id in s.needs]
+    readers = plan.readers(step.id)
     return bool(readers) and all(is_done(root, s, plan) for s in readers)
 
 
@@ -171,12 +179,9 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         if rc != 0 or not (root / step.output).exists():
             raise AllmrecError(f"step {step.id} failed (exit {rc}): {step.command(root)}; fix the cause and run "
                                "`allmrec reproduce` again: finished steps are kept")
-        if step.kind == "train":  # the log outlives the checkpoint (see is_done)
-            for name in ("training_log.json", "adapter_training_log.json"):
-                if (root / step.output / name).is_file():
-                    atomic_write_json(training_log_copy(root, step),
-                                      json.loads((root / step.output / name).read_text(encoding="utf-8")))
-                    break
+        log = checkpoint_training_log(root / step.output) if step.kind == "train" else None
+        if log is not None:  # the log outlives the checkpoint (see is_done)
+            atomic_write_json(training_log_copy(root, step), json.loads(log.read_text(encoding="utf-8")))
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": step.estimate_s,
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -199,4 +204,5 @@ def remove_step(root: Path, step: Step) -> None:
         out.unlink()
 
 
-__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy"]
+__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
+           "checkpoint_training_log"]
