@@ -185,3 +185,52 @@ def test_users_without_test_rows_are_not_counted(tiny_data, monkeypatch):
         assert block["n_users"] == int(mask.sum())
         if mask.any():
             assert block["metrics"]["mrr"] == pytest.approx(np.mean(1 / (ranks[mask] + 1)))
+
+
+def test_most_popular_matches_a_hand_ranking_by_training_counts(tiny_data, tmp_path, capsys):
+    ds = PreparedDataset.load(tiny_data)
+    rows = ds.eval_rows("test")
+    counts = ds.item_popularity[np.asarray(rows["candidates"])]
+    # pessimistic ties, by hand: a tied candidate counts as ranked above the target
+    ti = np.asarray(rows["target_index"])
+    t = counts[np.arange(len(ti)), ti]
+    by_hand = ((counts > t[:, None]).sum(1) + (counts == t[:, None]).sum(1) - 1 == 0).mean()
+    out = tmp_path / "pop.json"
+    assert main(["evaluate", "--model", "pop", "--data", str(tiny_data), "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["model_type"] == "pop" and r["n_users"] == len(ti)
+    assert r["metrics"]["hit@1"] == pytest.approx(by_hand)
+    # the user is never read: shuffling users changes nothing for MostPop
+    shuffled = tmp_path / "pop_shuffled.json"
+    assert main(["evaluate", "--model", "pop", "--data", str(tiny_data), "--out", str(shuffled), "--ablate", "shuffle-users"]) == 0
+    s = json.loads(shuffled.read_text())
+    assert s["metrics"]["hit@1"] == r["metrics"]["hit@1"] and s["ablation"] == {"kind": "shuffle-users", "seed": 0}
+    assert main(["evaluate", "--model", "pop", "--data", str(tiny_data), "--out", str(tmp_path / "x.json"), "--ablate", "shuffle-items"]) != 0
+    assert "shuffle-users only" in capsys.readouterr().err
+
+
+def test_cf_shuffle_users_scores_another_users_history(tiny_data):
+    """The ablation feeds user j's history to the model for user i (a derangement), targets unchanged."""
+    from allmrec.evaluation.subsets import derangement
+
+    class LastItemScorer(ItemIdScorer):  # the score of a candidate is 1 if it equals the last history item + 1
+        def score(self, item_seq, items, user_ids=None):
+            return (items == item_seq[:, -1:] + 1).float()
+
+    ds = PreparedDataset.load(tiny_data)
+    model = LastItemScorer(ds.num_items)
+    rows = ds.eval_rows("test")
+    intact = evaluate_cf_model(model, ds, full_ranking=False, progress=False)
+    shuffled = evaluate_cf_model(model, ds, full_ranking=False, progress=False, ablate="shuffle-users")
+    perm = derangement(len(rows["user_id"]), 0)
+    last = np.array([h[-1] for h in rows["history"]])
+    cands, ti = np.asarray(rows["candidates"]), np.asarray(rows["target_index"])
+
+    def expected(last_items):  # rank 0 only when the target is the single candidate scored 1
+        hit = cands == (last_items + 1)[:, None]
+        return (hit[np.arange(len(ti)), ti] & (hit.sum(1) == 1)).mean()
+
+    assert intact["metrics"]["hit@1"] == pytest.approx(expected(last))
+    assert shuffled["metrics"]["hit@1"] == pytest.approx(expected(last[perm]))
+    assert "full_hr@10" not in shuffled["metrics"]
+    assert shuffled["ablation"]["kind"] == "shuffle-users"

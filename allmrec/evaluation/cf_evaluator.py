@@ -47,8 +47,9 @@ def score_rows(
     n = len(rows["user_id"])
     cands = np.asarray(rows["candidates"], dtype=np.int64)
     histories = rows["history"]
-    seqs = last_items_matrix(histories, int(model.config.maxlen))
-    user_ids = np.asarray(rows["user_id"], dtype=np.int64)
+    # cf_history / cf_user_id: what the model reads, another user's under --ablate shuffle-users
+    seqs = last_items_matrix(rows.get("cf_history", histories), int(model.config.maxlen))
+    user_ids = np.asarray(rows.get("cf_user_id", rows["user_id"]), dtype=np.int64)
     targets = np.asarray(rows["target"], dtype=np.int64)
     scores = np.zeros(cands.shape, dtype=np.float32)
     full_ranks = np.zeros(n, dtype=np.int64) if full_ranking else None
@@ -99,16 +100,24 @@ def evaluate_cf_model(
     progress: bool = True,
     max_users: int | None = None,
     subset_seed: int = 0,
+    ablate: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a loaded CF model on ``dataset`` (a :class:`~allmrec.data.dataset.PreparedDataset`)
     → results dict (schema in :mod:`allmrec.evaluation.results`). ``max_users`` scores the seeded
-    subset of :func:`allmrec.evaluation.subsets.subset_rows` (the same users as every other model)."""
-    from .subsets import subset_rows
+    subset of :func:`allmrec.evaluation.subsets.subset_rows` (the same users as every other model).
+    ``ablate="shuffle-users"`` scores each user's candidates from another evaluated user's history (the
+    permutation A-LLMRec's ablation uses; full ranking is skipped, its history mask belongs to the real user)."""
+    from .subsets import shuffle_user_rows, subset_rows
 
     timings = dict(timings or {})
     all_rows = dataset.eval_rows(split)
     check_rows(all_rows, str(dataset.path), split)
     rows = subset_rows(all_rows, max_users, subset_seed)
+    if ablate is not None:
+        if ablate != "shuffle-users":
+            raise DataError(f"--ablate {ablate} needs item soft tokens (A-LLMRec / MLP-LLM); CF models take shuffle-users")
+        rows = shuffle_user_rows(rows, subset_seed)
+        full_ranking = False
     start = time.perf_counter()
     from ..training.distributed import is_main_process, shard_and_gather
 
@@ -141,13 +150,15 @@ def evaluate_cf_model(
         loss_type=getattr(model.config, "loss_type", None),
         users_in_split=len(all_rows["user_id"]),
         user_subset={"max_users": max_users, "seed": subset_seed} if len(rows["user_id"]) < len(all_rows["user_id"]) else None,
+        **({"ablation": {"kind": ablate, "seed": subset_seed}} if ablate else {}),
     )
 
 
 def evaluate_cf_checkpoint(args) -> dict[str, Any]:
-    """CLI entry: ``args.model`` (a CF checkpoint dir), ``args.data``, ``args.split``,
-    ``args.batch_size``, ``args.full_ranking``."""
+    """CLI entry: ``args.model`` (a CF checkpoint dir, or ``pop`` for MostPop), ``args.data``, ``args.split``,
+    ``args.batch_size``, ``args.full_ranking``, ``args.ablate``."""
     from ..cf.loading import load_cf_model
+    from ..cf.popularity import POPULARITY_MODEL, MostPopular
     from ..data.dataset import PreparedDataset
 
     timings: dict[str, float] = {}
@@ -155,7 +166,10 @@ def evaluate_cf_checkpoint(args) -> dict[str, Any]:
     dataset = PreparedDataset.load(args.data)
     from ..training.accelerator import process_device
 
-    model = load_cf_model(args.model).to(process_device())
+    if str(args.model) == POPULARITY_MODEL:
+        model = MostPopular(dataset.item_popularity)
+    else:
+        model = load_cf_model(args.model).to(process_device())
     num_items = int(model.config.num_items)
     if num_items != dataset.num_items:
         raise DataError(
@@ -174,6 +188,7 @@ def evaluate_cf_checkpoint(args) -> dict[str, Any]:
         timings=timings,
         max_users=getattr(args, "max_users", None),
         subset_seed=getattr(args, "subset_seed", 0),
+        ablate=getattr(args, "ablate", None),
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..errors import AllmrecError, CheckpointError
 
 CF_TYPES = ("sasrec", "gru4rec", "nextitnet", "ncf")  # kept in sync with allmrec.cf.loading.CF_MODEL_TYPES (tested)
+POPULARITY_MODEL = "pop"  # allmrec.cf.popularity.POPULARITY_MODEL (that module imports torch; this one stays light)
 
 
 def register(sub) -> None:
@@ -33,8 +34,9 @@ def register(sub) -> None:
             "HR@10/NDCG@10 over the whole catalogue (history excluded)."
         ),
     )
-    p.add_argument("--model", required=True, help="checkpoint directory (CF model, A-LLMRec stage-2, TALLRec/PEFT adapter) or llm:NAME "
-                   "(LLM-Only: the frozen LLM zero-shot, e.g. llm:smollm2-135m-instruct)")
+    p.add_argument("--model", required=True, help="checkpoint directory (CF model, A-LLMRec stage-2, TALLRec/PEFT adapter), llm:NAME "
+                   "(LLM-Only: the frozen LLM zero-shot, e.g. llm:smollm2-135m-instruct) or pop (MostPop: candidates "
+                   "ranked by their training interaction count)")
     p.add_argument("--data", required=True, help="prepared dataset directory (from `allmrec data prepare`)")
     p.add_argument("--split", default="test", choices=["test", "valid", "cold_user_test"], help="which split to score (default: test)")
     p.add_argument("--out", required=True, help="where to write the results JSON")
@@ -58,7 +60,8 @@ def register(sub) -> None:
     p.add_argument("--ablate", choices=["shuffle-users", "shuffle-items"], default=None,
                    help="A-LLMRec / MLP-LLM: destroy the CF signal to check the model uses it: shuffle-users computes "
                         "each user's soft token from another evaluated user's history, shuffle-items gives every item "
-                        "another item's soft token (seeded by --subset-seed; prompt text unchanged) (default: none)")
+                        "another item's soft token (seeded by --subset-seed; prompt text unchanged). CF models and "
+                        "pop take shuffle-users (the same permutation: what popularity alone keeps) (default: none)")
     p.add_argument("--cross-domain", action="store_true",
                    help="the model was trained on another dataset (paper Table 7): text-only models (TALLRec, LLM-Only) "
                         "score this catalogue by its titles; A-LLMRec reaches it through the text path (every item "
@@ -80,9 +83,12 @@ def register(sub) -> None:
 
 
 def checkpoint_kind(path: str | Path) -> str:
-    """``cf`` / ``allmrec`` / ``tallrec`` / ``llm`` for a checkpoint directory or ``llm:NAME``; CheckpointError otherwise."""
+    """``cf`` / ``allmrec`` / ``tallrec`` / ``llm`` / ``pop`` for a checkpoint directory, ``llm:NAME`` or ``pop``;
+    CheckpointError otherwise."""
     if str(path).startswith("llm:"):  # LLM-Only: a frozen LLM named on the command line, no checkpoint
         return "llm"
+    if str(path) == POPULARITY_MODEL:  # MostPop: training counts of the dataset, no checkpoint
+        return "pop"
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory {path} does not exist")
@@ -148,17 +154,19 @@ def run_evaluate(args) -> int:
     if getattr(args, "max_users", None) is not None and args.max_users <= 0:
         raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
-    if getattr(args, "cross_domain", False) and kind == "cf":
+    if getattr(args, "cross_domain", False) and kind in ("cf", "pop"):
         raise AllmrecError(f"--cross-domain: {args.model} is a CF model whose item embeddings belong to its training "
                            "catalogue; evaluate A-LLMRec (text path) or a text-only model (TALLRec, llm:NAME) instead")
     if getattr(args, "stage1", None) and not getattr(args, "cross_domain", False):
         raise AllmrecError("--stage1 is only read with --cross-domain (the model's own tables are used otherwise)")
-    if getattr(args, "ablate", None) and kind != "allmrec":
-        raise AllmrecError(f"--ablate needs a model with soft tokens (A-LLMRec / MLP-LLM); {args.model} is a {kind} model")
+    ablate = getattr(args, "ablate", None)
+    if ablate and not (kind == "allmrec" or (kind in ("cf", "pop") and ablate == "shuffle-users")):
+        raise AllmrecError(f"--ablate {ablate} needs a model that reads the CF signal (A-LLMRec / MLP-LLM; CF models: "
+                           f"shuffle-users only); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right
     # however main() was called; evaluators may read it from args.command.
     args.command = evaluate_command(args)
-    if kind == "cf":
+    if kind in ("cf", "pop"):
         from .cf_evaluator import evaluate_cf_checkpoint
 
         evaluate = evaluate_cf_checkpoint

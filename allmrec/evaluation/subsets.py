@@ -25,4 +25,28 @@ def subset_rows(rows: Mapping[str, Any], max_users: int | None, seed: int = 0) -
     return take_rows(rows, keep)
 
 
-__all__ = ["subset_rows", "take_rows"]
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``range(n)`` with no fixed point (n >= 2): a random cycle."""
+    order = np.random.default_rng(seed).permutation(n)
+    perm = np.empty(n, dtype=np.int64)
+    perm[order] = np.roll(order, -1)
+    return perm
+
+
+def shuffle_user_rows(rows: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
+    """``--ablate shuffle-users``: rows whose ``cf_history`` / ``cf_user_id`` (what a CF model reads) are another
+    evaluated user's (a seeded derangement over all evaluated rows); targets, candidates and prompts stay. The same
+    permutation for every model, so A-LLMRec's and SASRec's shuffled-user numbers are on the same pairs."""
+    from ..errors import AllmrecError
+
+    n = len(rows["user_id"])
+    if n < 2:
+        raise AllmrecError("--ablate shuffle-users needs at least 2 evaluated users")
+    perm = derangement(n, seed)
+    out = dict(rows)
+    out["cf_history"] = [rows["history"][int(j)] for j in perm]
+    out["cf_user_id"] = np.asarray(rows["user_id"])[perm]
+    return out
+
+
+__all__ = ["subset_rows", "take_rows", "derangement", "shuffle_user_rows"]

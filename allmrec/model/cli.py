@@ -27,7 +27,7 @@ _REQUIRED = ("data", "stage1", "llm", "out")
 _CHOICES = {
     "prompt_style": ("paper", "official", "fig6"),
     "item_embedding": ("cf", "text", "auto"),
-    "recipe": ("listwise", "paper"),
+    "recipe": ("listwise", "index-lora", "paper"),  # the keys of training.RECIPES (tested)
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "llm_quantization": ("none", "8bit", "4bit"),

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import AllmrecError, DataError
-from ..evaluation.subsets import subset_rows  # the same users as every other model's evaluation
+from ..evaluation.subsets import derangement, shuffle_user_rows, subset_rows  # the same users / permutation as every model
 from ..utils.logging import get_logger
 from .llm_loading import llm_is_placed, llm_load_kwargs, place_model, resolve_llm_dtype
 from .matching import lenient_hit, match_candidate
@@ -174,14 +174,6 @@ def generation_metrics(outputs: Sequence[str], rows: Mapping[str, Any], titles: 
 
 
 # ---------------------------------------------------------------------------------------------- ablations
-def derangement(n: int, seed: int) -> np.ndarray:
-    """A seeded permutation of ``range(n)`` with no fixed point (n >= 2): a random cycle."""
-    order = np.random.default_rng(seed).permutation(n)
-    perm = np.empty(n, dtype=np.int64)
-    perm[order] = np.roll(order, -1)
-    return perm
-
-
 def apply_ablation(model, rows: Mapping[str, Any], ablate: str | None, seed: int = 0) -> dict[str, Any]:
     """Rows (and the model) with the CF signal destroyed as ``ablate`` says; the prompt text is never changed.
 
@@ -196,12 +188,7 @@ def apply_ablation(model, rows: Mapping[str, Any], ablate: str | None, seed: int
     if ablate not in ABLATIONS:
         raise AllmrecError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     if ablate == "shuffle-users":
-        n = len(rows["user_id"])
-        if n < 2:
-            raise AllmrecError("--ablate shuffle-users needs at least 2 evaluated users")
-        perm = derangement(n, seed)
-        rows["cf_history"] = [rows["history"][int(j)] for j in perm]
-        rows["cf_user_id"] = np.asarray(rows["user_id"])[perm]
+        rows = shuffle_user_rows(rows, seed)
     else:
         import torch
 
