@@ -330,3 +330,24 @@ def test_matching_loss_needs_a_per_user_objective(stage2_inputs, tmp_path):
     ok = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"), objective="token", match_weight=0.0)
     ok.validate()
     assert ok.match_pretrain_epochs == 20
+
+
+def test_every_recipe_and_field_choice_is_accepted_by_the_cli():
+    """The argparse choices of `allmrec train stage2` are the recipes and field values the config validates
+    (index-lora was once missing from --recipe while the README told users to pass it)."""
+    import argparse
+
+    from allmrec.model.cli import _CHOICES, register_train
+    from allmrec.model.training import FIELD_CHOICES, RECIPES
+
+    assert set(_CHOICES["recipe"]) == set(RECIPES)
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers())
+    for recipe in RECIPES:
+        args = parser.parse_args(["stage2", "--data", "d", "--stage1", "s", "--llm", "l", "--out", "o", "--recipe", recipe])
+        assert args.recipe == recipe
+    for name, values in FIELD_CHOICES.items():
+        for v in values:
+            args = parser.parse_args(["stage2", "--data", "d", "--stage1", "s", "--llm", "l", "--out", "o",
+                                      "--" + name.replace("_", "-"), v])
+            assert getattr(args, name) == v
