@@ -21,6 +21,7 @@ from ..errors import AllmrecError, CheckpointError
 
 CF_TYPES = ("sasrec", "gru4rec", "nextitnet", "ncf")  # kept in sync with allmrec.cf.loading.CF_MODEL_TYPES (tested)
 POPULARITY_MODEL = "pop"  # allmrec.cf.popularity.POPULARITY_MODEL (that module imports torch; this one stays light)
+SCORER_KINDS = ("cf", "pop")  # checkpoint kinds scored by the CF evaluator (no LLM, no soft tokens)
 
 
 def register(sub) -> None:
@@ -154,19 +155,19 @@ def run_evaluate(args) -> int:
     if getattr(args, "max_users", None) is not None and args.max_users <= 0:
         raise AllmrecError(f"--max-users must be positive, got {args.max_users}")
     kind = checkpoint_kind(args.model)
-    if getattr(args, "cross_domain", False) and kind in ("cf", "pop"):
+    if getattr(args, "cross_domain", False) and kind in SCORER_KINDS:
         raise AllmrecError(f"--cross-domain: {args.model} is a CF model whose item embeddings belong to its training "
                            "catalogue; evaluate A-LLMRec (text path) or a text-only model (TALLRec, llm:NAME) instead")
     if getattr(args, "stage1", None) and not getattr(args, "cross_domain", False):
         raise AllmrecError("--stage1 is only read with --cross-domain (the model's own tables are used otherwise)")
     ablate = getattr(args, "ablate", None)
-    if ablate and not (kind == "allmrec" or (kind in ("cf", "pop") and ablate == "shuffle-users")):
+    if ablate and not (kind == "allmrec" or (kind in SCORER_KINDS and ablate == "shuffle-users")):
         raise AllmrecError(f"--ablate {ablate} needs a model that reads the CF signal (A-LLMRec / MLP-LLM; CF models: "
                            f"shuffle-users only); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right
     # however main() was called; evaluators may read it from args.command.
     args.command = evaluate_command(args)
-    if kind in ("cf", "pop"):
+    if kind in SCORER_KINDS:
         from .cf_evaluator import evaluate_cf_checkpoint
 
         evaluate = evaluate_cf_checkpoint
