@@ -169,9 +169,10 @@ def plot_hit1(results: list[tuple[str, dict]], path: Path) -> Path | None:
     for k, (label, r) in enumerate(results):
         vals = [r["metrics"]["hit@1"]] + [r.get("scenarios", {}).get(g, {}).get("metrics", {}).get("hit@1", 0.0) for g in groups[1:]]
         lo, hi = (r.get("intervals") or {}).get("hit@1", (vals[0], vals[0]))
-        err = [[vals[0] - lo, 0, 0], [hi - vals[0], 0, 0]]  # the overall bar carries its bootstrap interval
-        ax.bar([g + k * width for g in range(len(groups))], vals, width, yerr=err, capsize=3,
-               label=f"{label} (n={r['n_users']})")
+        xs = [g + k * width for g in range(len(groups))]
+        ax.bar(xs, vals, width, label=f"{label} (n={r['n_users']})")
+        # only the overall bar carries its bootstrap interval (the results hold none per scenario)
+        ax.errorbar(xs[0], vals[0], yerr=[[vals[0] - lo], [hi - vals[0]]], fmt="none", ecolor="black", capsize=3)
     ax.set_xticks([g + width * (len(results) - 1) / 2 for g in range(len(groups))], groups)
     ax.set_ylabel("Hit@1 (20 candidates)")
     ax.set_title("MovieLens-100K test: Hit@1 overall / warm / cold items")

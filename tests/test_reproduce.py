@@ -68,6 +68,25 @@ def test_plan_says_why_a_table_does_not_apply(ml100k_data, tmp_path):
     assert na["1"] is None and na["fig4"] is None  # ml-100k descriptions are genre labels
 
 
+def test_cpu_budget_trains_a_llmrec_and_mlp_llm_with_one_recipe_and_keeps_the_paper_row(ml100k_data):
+    from allmrec.errors import AllmrecError
+    from allmrec.reproduce.plan import _recipe
+
+    plan = build_plan(str(ml100k_data), get_budget("cpu"), ("1",))
+    train = {s.id: s for s in plan.steps if s.kind == "train"}
+    assert _recipe(train["train/s2-sasrec"].argv) == "index-lora" == _recipe(train["train/mlpllm"].argv)
+    assert _recipe(train["train/s2-sasrec-paper"].argv) == "paper"  # the row's own recipe replaces the budget's
+    assert train["train/s2-sasrec-paper"].argv.count("--recipe") == 1
+    steps = {sid: s.argv[s.argv.index("--max-steps") + 1] for sid, s in train.items() if "--max-steps" in s.argv}
+    assert steps["train/s2-sasrec"] == steps["train/mlpllm"] == steps["train/tallrec"] == "60"  # the same budget
+    assert "A-LLMRec + LoRA" not in {row.label for row in plan.tables[0].rows}  # index-lora already has LoRA
+    index_eval = plan.step("eval/s2-sasrec.rank").estimate_s
+    assert index_eval < plan.step("eval/s2-sasrec-paper.rank").estimate_s  # one forward pass per user
+    with pytest.raises(AllmrecError, match="stage2_recipe"):
+        get_budget("cpu", "stage2_recipe=Index-LoRA")  # refused at planning, not hours later by train stage2
+    assert get_budget("cpu", "stage2_recipe=listwise").stage2_recipe == "listwise"
+
+
 def test_budget_overrides_are_validated():
     from allmrec.errors import AllmrecError
 

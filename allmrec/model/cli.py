@@ -24,10 +24,12 @@ Example (offline):
 """
 
 _REQUIRED = ("data", "stage1", "llm", "out")
+#: the keys of training.RECIPES (tested), here so the CLI and the reproduce budgets need no torch import
+RECIPE_NAMES = ("listwise", "index-lora", "paper")
 _CHOICES = {
     "prompt_style": ("paper", "official", "fig6"),
     "item_embedding": ("cf", "text", "auto"),
-    "recipe": ("listwise", "index-lora", "paper"),  # the keys of training.RECIPES (tested)
+    "recipe": RECIPE_NAMES,
     "mixed_precision": ("auto", "no", "bf16", "fp16"),
     "llm_dtype": ("auto", "float32", "bfloat16", "float16"),
     "llm_quantization": ("none", "8bit", "4bit"),

@@ -1,10 +1,11 @@
 """How much work ``allmrec reproduce`` does per experiment: three named budgets plus per-field overrides.
 
 ``demo`` is a smoke run of every table on 2 CPU cores (the numbers are noise: 20 users, 3 LLM steps);
-``cpu`` is the smallest budget where A-LLMRec learns (the default recipe's 20 LLM steps after its matching
-pre-training, the demo's: Hit@1 0.18 against LLM-Only's 0.025) with 200 seeded test users per cell (one Hit@1
-interval is about ±0.06), rank mode only: several hours on 2 cores, resumable across sessions; ``paper`` is the
-paper's schedule (§5.1 / Table 3) on every user, in both modes.
+``cpu`` is a budget where A-LLMRec learns: the ``index-lora`` recipe (one-label answers + LoRA r8, the demo's) for
+60 LLM steps after its matching pre-training, the same 60 steps for MLP-LLM (same recipe) and TALLRec, 200 seeded
+test users per cell (one Hit@1 interval is about ±0.06), rank mode only: several hours on 2 cores, resumable
+across sessions; ``paper`` is the paper's schedule (§5.1 / Table 3) on every user, in both modes. Every budget
+keeps the paper's own recipe as its own Table 1 row ("A-LLMRec (paper recipe)").
 
 The cost constants below were measured on the 2-core CPU the project is developed on with SmolLM2-135M-Instruct
 (fp32): they only feed the ``--dry-run`` estimate and the remaining-time line, never a decision.
@@ -35,6 +36,7 @@ class ReproduceBudget:
     generate: bool = field(metadata={"help": "also score Table 1's LLM models in generate mode (the paper's protocol)"})
     genre_users: int = field(metadata={"help": "users asked the favourite-genre question (Figure 4)"})
     valid_users: int = field(default=0, metadata={"help": "stage-2 / TALLRec validation users for early stopping (0 = none)"})
+    stage2_recipe: str = field(default="listwise", metadata={"help": "stage-2 recipe of the A-LLMRec rows, MLP-LLM and every stage-2 ablation (allmrec train stage2 --recipe); the paper-recipe row keeps paper"})
 
     def with_overrides(self, text: str | None) -> "ReproduceBudget":
         """``"stage2_steps=2,eval_users=8"`` → a copy with those fields changed (values parsed as the field's type)."""
@@ -49,11 +51,15 @@ class ReproduceBudget:
                 raise AllmrecError(f"--set {part!r}: expected FIELD=VALUE with FIELD one of "
                                    f"{', '.join(k for k in types if k != 'name')}")
             try:
-                changes[key] = value.strip().lower() in ("1", "true", "yes") if types[key] is bool else types[key](value)
+                changes[key] = value.strip().lower() in ("1", "true", "yes") if types[key] is bool else types[key](value.strip())
             except ValueError as e:
                 raise AllmrecError(f"--set {part!r}: {value!r} is not a {types[key].__name__}") from e
             if types[key] is int and changes[key] < 0:
                 raise AllmrecError(f"--set {part!r}: must be >= 0")
+        from ..model.cli import RECIPE_NAMES
+
+        if changes.get("stage2_recipe", self.stage2_recipe) not in RECIPE_NAMES:
+            raise AllmrecError(f"--set stage2_recipe={changes['stage2_recipe']!r}: must be one of {', '.join(RECIPE_NAMES)}")
         return replace(self, **changes)
 
 
@@ -61,12 +67,13 @@ BUDGETS: dict[str, ReproduceBudget] = {
     "demo": ReproduceBudget(name="demo", cf_epochs=10, stage1_epochs=1, stage1_sbert_layers=1, stage2_steps=3,
                             stage2_epochs=1, lora_rank=0, tallrec_steps=3, tallrec_epochs=1, eval_users=20,
                             generate=False, genre_users=10),
-    "cpu": ReproduceBudget(name="cpu", cf_epochs=60, stage1_epochs=3, stage1_sbert_layers=2, stage2_steps=20,
-                           stage2_epochs=1, lora_rank=8, tallrec_steps=20, tallrec_epochs=1, eval_users=200,
-                           generate=False, genre_users=100),
+    # lora_rank 0: index-lora already trains LoRA on the LLM, so there is no separate "A-LLMRec + LoRA" row
+    "cpu": ReproduceBudget(name="cpu", cf_epochs=60, stage1_epochs=3, stage1_sbert_layers=2, stage2_steps=60,
+                           stage2_epochs=1, lora_rank=0, tallrec_steps=60, tallrec_epochs=1, eval_users=200,
+                           generate=False, genre_users=100, stage2_recipe="index-lora"),
     "paper": ReproduceBudget(name="paper", cf_epochs=200, stage1_epochs=10, stage1_sbert_layers=0, stage2_steps=0,
-                             stage2_epochs=5, lora_rank=8, tallrec_steps=0, tallrec_epochs=5, eval_users=0,
-                             generate=True, genre_users=0, valid_users=200),
+                             stage2_epochs=5, lora_rank=0, tallrec_steps=0, tallrec_epochs=5, eval_users=0,
+                             generate=True, genre_users=0, valid_users=200, stage2_recipe="index-lora"),
 }
 
 #: seconds, measured on 2 CPU cores with SmolLM2-135M-Instruct fp32 and MiniLM (see the module docstring)
@@ -75,10 +82,12 @@ COST = {
     "cf_epoch": 1.1,            # SASRec on ml-100k (943 users), validation included
     "stage1_epoch": 20.0,       # MiniLM, top 2 layers, 943 users
     "stage1_all_items_epoch": 403.0,  # the same with --all-items (every position of every sequence), measured
-    "stage2_step": 17.0,        # listwise recipe, batch 4 (LoRA: ~21)
+    "stage2_step": 17.0,        # listwise / paper recipe, batch 4 (LoRA: ~21)
+    "stage2_step_index": 9.0,   # index-lora recipe, batch 4 (measured 6.0, 8.9 and 14.4 on three machines)
     "stage2_match_pretrain": 25.0,
     "tallrec_step": 12.0,
     "rank_user": 2.4,           # 20 candidates, packed scoring
+    "rank_user_index": 0.7,     # one-label answers: one forward pass per user (943 users in 10.5 min)
     "generate_user": 3.0,
     "genre_user": 1.5,
     "cf_eval": 10.0,

@@ -153,25 +153,30 @@ class _Builder:
             out += ["--save-state-every", "20"]
         return out + ["--valid-users", str(self.b.valid_users), "--seed", self.seed, "--no-progress"]
 
-    def _stage2_cost(self) -> float:
+    def _stage2_cost(self, argv: list[str]) -> float:
         steps = self.b.stage2_steps or 236 * self.b.stage2_epochs  # ml-100k: 943 users / 4 per step
-        return COST["process"] + COST["stage2_match_pretrain"] + COST["stage2_step"] * steps
+        step = COST["stage2_step_index" if _recipe(argv) == "index-lora" else "stage2_step"]
+        return COST["process"] + COST["stage2_match_pretrain"] + step * steps
 
     def stage2(self, s1: str, suffix: str = "", flags: tuple[str, ...] = (), few_shot: int | None = None) -> str:
         s1_name = self.steps[s1].output.split("/")[-1][3:]
         name = f"s2-{s1_name}{suffix}"
+        recipe = () if "--recipe" in flags else ("--recipe", self.b.stage2_recipe)  # a row's own recipe wins (paper)
         argv = ["train", "stage2", "--data", self.data, "--stage1", f"{{R}}/{self.steps[s1].output}", "--llm", self.llm,
-                "--out", f"{{R}}/work/{name}", *self._stage2_budget(self.b.stage2_steps, self.b.stage2_epochs), *flags]
+                "--out", f"{{R}}/work/{name}", *self._stage2_budget(self.b.stage2_steps, self.b.stage2_epochs),
+                *recipe, *flags]
         if few_shot:
             argv += ["--few-shot", str(few_shot)]
         return self.add(Step(f"train/{name}", "train", f"stage 2 on {s1_name}{suffix}", argv, f"work/{name}", [s1],
-                             self._stage2_cost()))
+                             self._stage2_cost(argv)))
 
     def mlpllm(self, cf: str) -> str:
+        # the same recipe and budget as the A-LLMRec row: the two differ only in what F_U / F_I read
         argv = ["train", "mlpllm", "--data", self.data, "--cf-model", f"{{R}}/{self.steps[cf].output}", "--llm", self.llm,
-                "--out", "{R}/work/mlpllm", *self._stage2_budget(self.b.stage2_steps, self.b.stage2_epochs)]
+                "--out", "{R}/work/mlpllm", *self._stage2_budget(self.b.stage2_steps, self.b.stage2_epochs),
+                "--recipe", self.b.stage2_recipe]
         return self.add(Step("train/mlpllm", "train", "MLP-LLM (stage 2 on raw CF embeddings)", argv, "work/mlpllm", [cf],
-                             self._stage2_cost()))
+                             self._stage2_cost(argv)))
 
     def tallrec(self, few_shot: int | None = None) -> str:
         name = "tallrec" + (f"-k{few_shot}" if few_shot else "")
@@ -204,7 +209,9 @@ class _Builder:
         if self.b.eval_users:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
-        per_user = COST["cf_eval"] / users if cf else COST["rank_user" if mode == "rank" else "generate_user"]
+        index = not is_llm and not cf and _recipe(self.steps[model].argv) == "index-lora"
+        per_user = (COST["cf_eval"] / users if cf else COST["generate_user"] if mode == "generate"
+                    else COST["rank_user_index" if index else "rank_user"])
         return self.add(Step(f"eval/{name}", "evaluate", f"score {name}", argv, f"results/{name}.json",
                              [] if is_llm else [model], COST["process"] + per_user * users))
 
@@ -218,6 +225,12 @@ class _Builder:
         users = self.b.genre_users or 943
         return self.add(Step(f"genres/{name}", "genres", f"genre question to {name[:-7]}", argv, f"results/{name}.json",
                              [] if is_llm else [model], COST["process"] + COST["genre_user"] * users))
+
+
+def _recipe(argv: list[str]) -> str | None:
+    """The stage-2 recipe a training command runs (its last ``--recipe``, as argparse reads it)."""
+    values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--recipe"]
+    return values[-1] if values else None
 
 
 def _manifest(data: str) -> dict[str, Any]:
