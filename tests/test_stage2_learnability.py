@@ -21,6 +21,10 @@ from test_model_stage2 import LATENT, NUM_ITEMS, smol_tokenizer_path, tiny_cf, t
 
 N_CANDIDATES = 5
 INIT = 0.2
+#: hidden size of the random LLM. Measured with the default recipe at lr 3e-2 (held-out Hit@1 from ~0.2, chance
+#: 0.2): hidden 32 reached 0.81 / 0.86 after 160 / 320 steps, hidden 64 0.78 / 0.87 / 0.915 after 80 / 120 / 160.
+#: A random 2-layer model has no copy circuit; a wider one gives F_U / F_I more random directions to find one in.
+HIDDEN = 64
 WORDS = ("Apple Bridge Castle Dragon Eagle Forest Garden Harbor Island Jungle Knight Lemon Mountain Night Ocean Piano "
          "Queen River Storm Tiger Umbrella Valley Winter Yellow Zebra Anchor Bottle Candle Desert Engine").split()
 TITLES = [""] + [f"{w} Story ({1970 + i})" for i, w in enumerate(WORDS[:NUM_ITEMS], 1)]
@@ -46,14 +50,14 @@ def synthetic_task(seed: int):
     return torch.tensor(joint, dtype=torch.float32), users
 
 
-def random_llm(init: float = INIT):
+def random_llm(init: float = INIT, hidden: int = HIDDEN):
     """A tiny random Llama whose attention carries context: at the usual init (std 0.02) a 2-layer model's
     attention and MLP outputs are ~100x smaller than the token embeddings, so its logits ignore the prompt and no
     soft token could change them; at std ``init`` the layers matter as they do in a pretrained LM."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=4,
                       num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True, initializer_range=init,
                       eos_token_id=2, pad_token_id=2, bos_token_id=1)
     return LlamaForCausalLM(cfg).eval()
@@ -115,10 +119,13 @@ def task():
 
 
 #: the default recipe with a 30x step: a 2-layer random LLM moves far less per unit of soft-token change than a
-#: pretrained one. Measured here (held-out Hit@1 from 0.195, chance 0.20): lr 1e-3 0.26 after 40 steps; lr 1e-2 0.59
-#: after 80, 0.81 after 240; lr 3e-2 0.70 after 80, 0.83 after 160 (~3 min on 2 cores: the 49k-token output head).
+#: pretrained one. Measured at hidden 32 (held-out Hit@1 from 0.195, chance 0.20): lr 1e-3 0.26 after 40 steps;
+#: lr 1e-2 0.59 after 80, 0.81 after 240; lr 3e-2 0.70 after 80, 0.83 after 160. The objective alone (listwise,
+#: without the token term) reached 0.92 after 160 at hidden 32: the token loss of a random LM head (~ln 49152 nats per
+#: token, which nothing trainable can lower much) is most of the gradient there; a pretrained LLM predicts titles.
 RECIPE = {**RECIPES["listwise"], "lr": 3e-2}
-STEPS = 160
+STEPS = 200  # ~0.6 s each on 2 cores (the 49k-token output head)
+CONTROL_STEPS = 80  # the zeroed control: nothing is trainable, so a shorter run says the same
 
 
 def test_default_recipe_learns_from_the_cf_signal(tokenizer, task):
@@ -129,8 +136,9 @@ def test_default_recipe_learns_from_the_cf_signal(tokenizer, task):
     before = hit1(model, held_out)
     train(model, users_fn, steps=STEPS, recipe=RECIPE)
     after = hit1(model, held_out)
+    print(f"held-out Hit@1 {before:.3f} -> {after:.3f} after {STEPS} steps")  # shown by pytest -rP
     assert before < 0.3, before  # chance = 1 / 5
-    assert after >= 0.75, (before, after)  # measured 0.83; the issue's bar is 0.9 (not reached: see the README)
+    assert after >= 0.9, (before, after)
 
 
 def test_zeroed_soft_tokens_stay_near_chance(tokenizer, task):
@@ -139,6 +147,6 @@ def test_zeroed_soft_tokens_stay_near_chance(tokenizer, task):
     model = build(tokenizer, joint, RECIPE)
     held_out = users_fn(200, np.random.default_rng(99))
     before = hit1(model, held_out)
-    train(model, users_fn, steps=STEPS, recipe=RECIPE, zero_soft_tokens=True)
+    train(model, users_fn, steps=CONTROL_STEPS, recipe=RECIPE, zero_soft_tokens=True)
     after = hit1(model, held_out)
     assert after < 0.3 and abs(after - before) < 0.05, (before, after)  # nothing else is trainable
