@@ -17,7 +17,7 @@ from allmrec.evaluation.genres import genre_scores, item_genres, named_genres, u
 from allmrec.evaluation.statistics import bootstrap_interval, paired_results_difference
 from allmrec.reproduce import TABLES, build_plan, get_budget
 from allmrec.reproduce.report import write_report
-from allmrec.reproduce.runner import KILL_AT_STEP_ENV, format_plan, is_done, run_plan
+from allmrec.reproduce.runner import KILL_AT_STEP_ENV, format_plan, is_done, remaining_seconds, run_plan
 
 #: everything as small as it goes: one epoch / step per training, 6 users per cell
 TINY = "cf_epochs=1,stage1_epochs=1,stage1_sbert_layers=0,stage2_steps=1,tallrec_steps=1,eval_users=6,genre_users=3,lora_rank=2"
@@ -149,6 +149,18 @@ def test_killed_run_resumes_without_redoing_finished_cells(stage2_inputs, tiny_s
         assert (root / "done" / (sid.replace("/", "__") + ".json")).stat().st_mtime_ns == mtime
     assert resumed.stdout.count("] done  ") == 2
     assert "Table 9" in (root / "report.md").read_text()
+
+
+def test_remaining_time_rescales_each_kind_by_its_own_measured_ratio():
+    from allmrec.reproduce.plan import Step
+
+    genres = Step("genres/a", "genres", "genres", ["genres", "--model", "m"], "results/a.json", estimate_s=100.0)
+    stage2 = Step("train/s2", "train", "stage 2", ["train", "stage2", "--out", "x"], "work/s2", estimate_s=600.0)
+    cf = Step("train/cf", "train", "cf", ["train", "cf", "--out", "y"], "work/cf", estimate_s=50.0)
+    # genre cells ran 4x faster than estimated, stage 2 2x slower; nothing is known about `train cf` yet
+    spent, estimated = {"genres --model": 25.0, "train stage2": 1200.0}, {"genres --model": 100.0, "train stage2": 600.0}
+    assert remaining_seconds([genres, stage2, cf], spent, estimated) == pytest.approx(25.0 + 1200.0 + 50.0)
+    assert remaining_seconds([stage2], {}, {}) == 600.0  # nothing measured: the plan's estimate
 
 
 def test_a_folder_of_another_plan_is_refused(stage2_inputs, tiny_sbert_path, tmp_path):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import AllmrecError
+from ..model.cli import RECIPE_NAMES
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,6 @@ class ReproduceBudget:
                 raise AllmrecError(f"--set {part!r}: {value!r} is not a {types[key].__name__}") from e
             if types[key] is int and changes[key] < 0:
                 raise AllmrecError(f"--set {part!r}: must be >= 0")
-        from ..model.cli import RECIPE_NAMES
-
         if changes.get("stage2_recipe", self.stage2_recipe) not in RECIPE_NAMES:
             raise AllmrecError(f"--set stage2_recipe={changes['stage2_recipe']!r}: must be one of {', '.join(RECIPE_NAMES)}")
         return replace(self, **changes)

@@ -121,6 +121,30 @@ def _kind(step: Step) -> str:
     return " ".join(argv[:2])
 
 
+def remaining_seconds(left: list[Step], spent: dict[str, float], estimated: dict[str, float]) -> float:
+    """The estimate of the steps ``left``, each rescaled by the measured / estimated ratio of its own kind.
+
+    A kind not measured yet keeps its estimate: one kind's ratio says nothing about another's (a cheap genre
+    cell that ran 4x faster than estimated must not shrink the estimate of hours of LLM training 4x).
+    """
+    return sum(s.estimate_s * (spent[_kind(s)] / estimated[_kind(s)] if estimated.get(_kind(s)) else 1.0) for s in left)
+
+
+def _measured(root: Path, plan: Plan) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds actually spent / estimated per kind by the steps this folder already finished (their markers)."""
+    spent: dict[str, float] = {}
+    estimated: dict[str, float] = {}
+    for step in plan.steps:
+        try:
+            marker = json.loads(marker_path(root, step).read_text(encoding="utf-8"))
+            seconds, estimate = float(marker["seconds"]), float(marker["estimate_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # no marker (not done) or one written before markers carried both numbers
+        spent[_kind(step)] = spent.get(_kind(step), 0.0) + seconds
+        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + estimate
+    return spent, estimated
+
+
 def _progress_line(k: int, n: int, step: Step, elapsed: float, remaining: float, width: int = 20) -> str:
     filled = int(width * (k - 1) / max(n, 1))
     bar = "#" * filled + "." * (width - filled)
@@ -142,10 +166,10 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     (root / "done").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     ran, skipped = [], []
-    # this run's actual / estimated seconds per kind of command (`train cf`, `evaluate`, ...): the estimates are
-    # off by different factors for cheap CF trainings and LLM steps, so each kind is rescaled by its own ratio
-    spent: dict[str, float] = {}
-    estimated: dict[str, float] = {}
+    # actual / estimated seconds per kind of command (`train cf`, `evaluate rank`, ...), from the steps finished
+    # before (their markers) and in this run: the estimates are off by different factors for cheap CF trainings
+    # and LLM steps, so each kind is rescaled by its own ratio
+    spent, estimated = _measured(root, plan)
     n = len(plan.steps)
     for k, step in enumerate(plan.steps, 1):
         if is_done(root, step, plan):
@@ -155,9 +179,7 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         missing = [d for d in step.needs if not is_done(root, plan.step(d), plan)]
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
-        overall = sum(spent.values()) / sum(estimated.values()) if estimated else 1.0
-        left = sum(s.estimate_s * (spent[_kind(s)] / estimated[_kind(s)] if estimated.get(_kind(s)) else overall)
-                   for s in plan.steps[k - 1:] if not is_done(root, s, plan))
+        left = remaining_seconds([s for s in plan.steps[k - 1:] if not is_done(root, s, plan)], spent, estimated)
         echo(_progress_line(k, n, step, time.perf_counter() - start, left))
         argv = _argv(step, root)
         echo("$ allmrec " + " ".join(argv))
