@@ -160,7 +160,8 @@ def hub_id(name: str | None) -> str | None:
 
 def model_label(results: Mapping[str, Any]) -> str:
     model_type = str(results.get("model_type"))
-    label = MODEL_LABELS.get(model_type, model_type)
+    # MLP-LLM is an A-LLMRec checkpoint on raw CF embeddings (model_type allmrec): its results say so in "baseline"
+    label = MODEL_LABELS.get(results.get("baseline") or model_type, model_type)
     if model_type in LLM_MODEL_TYPES:
         details = [str(results["mode"])] if results.get("mode") else []
         if results.get("item_embedding") and results.get("item_embedding") != "cf":
@@ -262,7 +263,7 @@ def results_section(own: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     return "\n\n".join(parts)
 
 
-def comparison_section(all_results: Sequence[tuple[str, Mapping[str, Any]]], own_type: str) -> str:
+def comparison_section(all_results: Sequence[tuple[str, Mapping[str, Any]]], info: CheckpointInfo) -> str:
     """One table per (dataset, split, candidate set): only numbers measured on identical candidates share a table."""
     groups: dict[tuple, list] = {}
     for name, r in all_results:
@@ -277,7 +278,7 @@ def comparison_section(all_results: Sequence[tuple[str, Mapping[str, Any]]], own
         rows = []
         for name, r in members:
             label = model_label(r)
-            if r.get("model_type") == own_type:
+            if is_own_results(r, info):
                 label = f"**{label}** (this model)"
             rows.append([label, _fmt(r.get("n_users"))] + [
                 _fmt(_value(r, m, s)) + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if m == "hit@1" and s is None
@@ -326,9 +327,12 @@ def protocol_section(all_results: Sequence[tuple[str, Mapping[str, Any]]], manif
             "answer); *valid-answer rate* = share of answers that name any candidate."
         )
     if "rank" in modes:
+        ranked_formats = {r.get("answer_format", "title") for _, r in all_results if r.get("mode") == "rank"}
         lines.append(
             "- **`rank` mode:** every candidate's title (+ EOS) is scored by its log-likelihood after the prompt and the "
             "candidates are ranked by that score, which gives Hit@k / NDCG@10 / MRR as well."
+            + (" Models with one-label answers (`answer_format` index) list the candidates with labels and rank them by "
+               "the log-probability of each label as the answer's single token." if "index" in ranked_formats else "")
         )
     ranked = [r for _, r in all_results if r.get("mode") != "generate"]
     for rule in sorted({r.get("rank_rule") for r in ranked if r.get("rank_rule")}):
@@ -372,10 +376,20 @@ def training_section(info: CheckpointInfo) -> str:
     lines = []
     args = log.get("args") or {}
     if info.kind == ALLMREC:
-        lines.append(
-            "Stage 2 of A-LLMRec: the LLM and the CF model stay frozen; only the projectors F_U (user) and F_I (item) "
-            "are trained, with the next-item title as the LM target (paper §4.2)."
-        )
+        cfg = info.config
+        target = ("the chosen candidate's label" if cfg.get("answer_format") == "index" else "the next-item title")
+        objective = f" (objective `{cfg['train_objective']}`)" if cfg.get("train_objective") else ""
+        if _lora_rank(info):
+            lines.append(
+                f"Stage 2 of A-LLMRec with LoRA: the CF model and the LLM's base weights stay frozen; the projectors F_U "
+                f"(user) and F_I (item) and rank-{_lora_rank(info)} LoRA adapters on the LLM are trained, with {target} "
+                f"as the LM target{objective}. The paper (§4.2) trains the projectors alone on a frozen LLM."
+            )
+        else:
+            lines.append(
+                "Stage 2 of A-LLMRec: the LLM and the CF model stay frozen; only the projectors F_U (user) and F_I (item) "
+                f"are trained, with {target} as the LM target{objective} (paper §4.2)."
+            )
     else:
         c = info.config
         lines.append(
@@ -410,7 +424,9 @@ def training_section(info: CheckpointInfo) -> str:
 def contents_table(info: CheckpointInfo, extra: Mapping[str, int | None] | None = None) -> str:
     meaning = {
         "config.json": "model configuration: base LLM id, CF config, stage-1 sizes, prompt and generation settings",
-        "model.safetensors": "projectors F_U/F_I, the frozen CF model and the stage-1 item tables (no LLM weights)",
+        "model.safetensors": ("projectors F_U/F_I, the LLM's LoRA adapters, the frozen CF model and the stage-1 item "
+                              "tables (no base LLM weights)" if _lora_rank(info) else
+                              "projectors F_U/F_I, the frozen CF model and the stage-1 item tables (no LLM weights)"),
         "item_catalogue.json": "item titles by id (index 0 = padding): needed to build prompts",
         "training_log.json": "losses, validations, arguments and timings of the training run",
         "adapter_config.json": "peft LoRA configuration, including the base model id",
@@ -638,6 +654,21 @@ def check_card_metadata(card) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- render
+def is_own_results(results: Mapping[str, Any], info: CheckpointInfo) -> bool:
+    """Whether a results file describes this checkpoint's kind of model: the same model_type and, for A-LLMRec
+    checkpoints, the same variant (an MLP-LLM results file is a baseline row on an A-LLMRec card, not its own).
+    Results written before evaluate recorded ``baseline`` count as the checkpoint's own when the type matches."""
+    own_type = ALLMREC if info.kind == ALLMREC else TALLREC
+    if results.get("model_type") != own_type:
+        return False
+    return "baseline" not in results or results["baseline"] == info.config.get("baseline")
+
+
+def _lora_rank(info: CheckpointInfo) -> int:
+    """The rank of the LoRA adapters an A-LLMRec checkpoint trained on its LLM (0: the paper's frozen LLM)."""
+    return int(info.config.get("llm_lora_rank") or 0) if info.kind == ALLMREC else 0
+
+
 def render_card(
     info: CheckpointInfo,
     repo_id: str,
@@ -656,8 +687,11 @@ def render_card(
     template = Path(template) if template else TEMPLATE_PATH
     if not template.is_file():
         raise AllmrecError(f"model-card template {template} not found; pass --card-template or reinstall allmrec")
-    own_type = ALLMREC if info.kind == ALLMREC else TALLREC
-    own = [(n, r) for n, r in results if r.get("model_type") == own_type]
+    # results written before evaluate recorded the answer format: the checkpoint's own rows take its config's
+    results = [(n, {**r, "answer_format": info.config.get("answer_format", "title")}
+                if is_own_results(r, info) and info.kind == ALLMREC and "answer_format" not in r else r)
+               for n, r in results]
+    own = [(n, r) for n, r in results if is_own_results(r, info)]
     extra_files = dict(extra_files or {})
     n_manifest = ((manifest or {}).get("counts") or {}).get("items")
     n_ckpt = info.settings.get("num_items")
@@ -675,7 +709,10 @@ def render_card(
     base_id = hub_id(info.base_model)
     base_line = f"[`{base_id}`](https://huggingface.co/{base_id})" if base_id else f"`{base}` (a local name, not a Hub id)"
     if info.kind == ALLMREC and cfg.get("llm_hidden_size"):
-        base_line += f", hidden size {cfg['llm_hidden_size']}, frozen (weights not in this repository)"
+        base_line += f", hidden size {cfg['llm_hidden_size']}, " + (
+            f"frozen, with rank-{_lora_rank(info)} LoRA adapters on `{', '.join(cfg.get('llm_lora_target_modules') or [])}` "
+            "trained with the projectors (the adapters are in `model.safetensors`; the base weights are not in this "
+            "repository)" if _lora_rank(info) else "frozen (weights not in this repository)")
     cf_line = None
     if info.kind == ALLMREC and cfg.get("cf_config"):
         cf = cfg["cf_config"]
@@ -685,14 +722,17 @@ def render_card(
     n_items = settings.get("num_items")
     if info.kind == ALLMREC:
         title = f"A-LLMRec on {DATASET_DISPLAY_NAMES.get(dataset_name, dataset_name or 'a custom dataset')} with {base_id or base}"
+        llm_role = "an LLM (frozen, with small trained LoRA adapters)" if _lora_rank(info) else "a frozen LLM"
         summary = (
             "An **A-LLMRec** recommender (Kim et al., KDD 2024): a frozen collaborative-filtering model's user and item "
-            "embeddings are projected into a frozen LLM as soft tokens, and the LLM names the next item among a set of "
+            f"embeddings are projected into {llm_role} as soft tokens, and the LLM names the next item among a set of "
             f"candidate titles. This repository holds the trained projectors, the CF model, the stage-1 item tables for "
             f"{n_items} items and the item catalogue — never the LLM, which is loaded from `{base_id or base}`."
         )
         model_description = (f"A-LLMRec stage 2 (`ALLMRecForRecommendation`, model_type `allmrec`); prompt style "
-                             f"`{cfg.get('prompt_style')}`, item embeddings `{cfg.get('item_embedding')}`")
+                             f"`{cfg.get('prompt_style')}`, item embeddings `{cfg.get('item_embedding')}`"
+                             + (", one-label answers (candidates labelled; the answer is the label)"
+                                if cfg.get("answer_format") == "index" else ""))
         paper_line = "[Large Language Models meet Collaborative Filtering (KDD 2024)](https://doi.org/10.1145/3637528.3671931)"
         citation = ALLMREC_BIBTEX
     else:
@@ -725,7 +765,7 @@ def render_card(
         contents_table=contents_table(info, {"README.md": None, **extra_files}),
         protocol=protocol_section(results, manifest),
         results_section=results_section(own),
-        comparison_section=comparison_section(results, own_type),
+        comparison_section=comparison_section(results, info),
         training_data=training_data_section(manifest),
         training_procedure=training_section(info),
         limitations=limitations_section(info, manifest, [r for _, r in own]),

@@ -214,6 +214,29 @@ def test_card_content_and_metadata(allmrec_ckpt, results_files, tiny_data):
     assert ModelCard(str(card)).data.to_dict() == data  # survives a YAML round trip
 
 
+def test_card_of_an_index_lora_checkpoint_says_so_and_keeps_mlp_llm_a_baseline_row(allmrec_ckpt, results_files, tiny_data,
+                                                                                   tmp_path):
+    """The card of a checkpoint trained with index-lora must not claim a frozen LLM nor title-likelihood ranking, and an
+    MLP-LLM results file (model_type allmrec, baseline mlp-llm) is a comparison row, never "this model"."""
+    from hub.checkpoint import inspect_checkpoint
+    from hub.card import load_manifest, load_results, render_card
+
+    ckpt = copy_ckpt(allmrec_ckpt, tmp_path / "ckpt")
+    _json_edit(ckpt / "config.json", llm_lora_rank=8, llm_lora_target_modules=["q_proj", "v_proj"], answer_format="index")
+    mlp = write_results(tmp_path / "mlp.json", tiny_data, "allmrec", seed=4, mode="rank", baseline="mlp-llm")
+    results = [("results/allmrec.json", load_results(results_files["allmrec"])), ("results/mlp.json", load_results(mlp)),
+               ("results/tallrec.json", load_results(results_files["tallrec"]))]
+    card = render_card(inspect_checkpoint(ckpt), "ns/allmrec-tiny", results, load_manifest(tiny_data))
+    text = card.text
+    assert "rank-8 LoRA adapters on `q_proj, v_proj`" in text and "frozen (weights not in this repository)" not in text
+    assert "one-label answers" in text and "log-probability of each label" in text
+    assert "| MLP-LLM (rank) | " in text and text.count("(this model)") == 1
+    overall = [e for e in card.data.to_dict()["model-index"][0]["results"] if e["dataset"].get("config") is None]
+    assert len(overall) == 1  # the model-index holds this model's results file only, not MLP-LLM's
+    plain = render_card(inspect_checkpoint(allmrec_ckpt), "ns/allmrec-tiny", results[:1], load_manifest(tiny_data)).text
+    assert "frozen (weights not in this repository)" in plain and "LoRA" not in plain.split("## How to load")[0]
+
+
 def test_card_rejects_results_from_other_candidates(allmrec_ckpt, results_files, tiny_data, tmp_path):
     from hub.push import prepare_push
 

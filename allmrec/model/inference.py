@@ -292,6 +292,10 @@ def evaluate_model(
         mode=mode,
         item_embedding=item_embedding,
         prompt_style=model.config.prompt_style,
+        # what a model card needs to label and describe this row without the checkpoint at hand
+        answer_format=getattr(model.config, "answer_format", "title"),
+        llm_lora_rank=int(getattr(model.config, "llm_lora_rank", 0) or 0),
+        baseline=getattr(model.config, "baseline", None),
         llm=model.config.llm_name_or_path,
         num_candidates=int(np.asarray(rows["candidates"]).shape[1]),
         users_in_split=len(all_rows["user_id"]),

@@ -4,10 +4,16 @@ The cards link the prepared dataset's repository, so the dataset is first pushed
 the loopback test Hub of ``tests/fake_hub.py`` (nothing leaves the machine), as ``allmrec/ml-100k-allmrec``; the
 cards are then rendered with ``allmrec push --dry-run --card-out`` exactly as a real push would render them.
 
+The cards committed here were rendered from the checkpoints of the ``--budget cpu`` report
+(``examples/reports/ml100k``: A-LLMRec with the index-lora recipe, 60 LLM steps; TALLRec, 60 steps; 200 seeded test
+users each; the checkpoints live in its ``work/`` folder, which git does not keep):
+
+    R=examples/reports/ml100k
     python examples/model_cards/render_cards.py \\
-        --allmrec runs/s2_lora_hub --allmrec-results results/lora/allmrec_lora_rank_all.json \\
-        --tallrec runs/tallrec40 --tallrec-results results/lora/tallrec_rank_all.json \\
-        --sasrec-results runs/sasrec_test.json --data runs/data/ml-100k
+        --allmrec $R/work/s2-sasrec --allmrec-results $R/results/s2-sasrec.rank.json \\
+        --tallrec $R/work/tallrec --tallrec-results $R/results/tallrec.rank.json \\
+        --sasrec-results $R/results/cf-sasrec.rank.json $R/results/cf-sasrec-ce.rank.json $R/results/llm-only.rank.json \\
+        --data runs/data/ml-100k
 """
 
 from __future__ import annotations
