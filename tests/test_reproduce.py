@@ -72,7 +72,7 @@ def test_cpu_budget_trains_a_llmrec_and_mlp_llm_with_one_recipe_and_keeps_the_pa
     from allmrec.errors import AllmrecError
     from allmrec.reproduce.plan import _recipe
 
-    plan = build_plan(str(ml100k_data), get_budget("cpu"), ("1",))
+    plan = build_plan(str(ml100k_data), get_budget("cpu"), ("1", "fig4"))
     train = {s.id: s for s in plan.steps if s.kind == "train"}
     assert _recipe(train["train/s2-sasrec"].argv) == "index-lora" == _recipe(train["train/mlpllm"].argv)
     assert _recipe(train["train/s2-sasrec-paper"].argv) == "paper"  # the row's own recipe replaces the budget's
@@ -80,6 +80,10 @@ def test_cpu_budget_trains_a_llmrec_and_mlp_llm_with_one_recipe_and_keeps_the_pa
     steps = {sid: s.argv[s.argv.index("--max-steps") + 1] for sid, s in train.items() if "--max-steps" in s.argv}
     assert steps["train/s2-sasrec"] == steps["train/mlpllm"] == steps["train/tallrec"] == "60"  # the same budget
     assert "A-LLMRec + LoRA" not in {row.label for row in plan.tables[0].rows}  # index-lora already has LoRA
+    fig4 = {row.label: row.results["genres"] for row in plan.tables[1].rows}
+    # index-lora answers with labels, so Figure 4 also asks the paper-recipe model (frozen LLM), as the paper does
+    assert plan.step(fig4["A-LLMRec (paper recipe)"]).needs == ["train/s2-sasrec-paper"]
+    assert plan.step(fig4["A-LLMRec"]).needs == ["train/s2-sasrec"]
     index_eval = plan.step("eval/s2-sasrec.rank").estimate_s
     assert index_eval < plan.step("eval/s2-sasrec-paper.rank").estimate_s  # one forward pass per user
     with pytest.raises(AllmrecError, match="stage2_recipe"):

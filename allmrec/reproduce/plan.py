@@ -387,6 +387,13 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
             t.not_applicable = reason
         else:
             t.rows = [Row("LLM-Only", {"genres": b.genres(f"llm:{llm}")}), Row("A-LLMRec", {"genres": b.genres(allmrec)})]
+            if budget.stage2_recipe != "paper":
+                # the paper asks a frozen LLM (§5.4.4); a recipe that trains LoRA for one-label answers (index-lora)
+                # may lose free-text answers, so the paper-recipe model (frozen LLM) is asked as well
+                paper = b.stage2(s1, "-paper", ("--recipe", "paper"))
+                t.rows.append(Row("A-LLMRec (paper recipe)", {"genres": b.genres(paper)}))
+                t.note += (f" A-LLMRec is the {budget.stage2_recipe} model of Table 1; the paper-recipe model keeps the "
+                           "LLM frozen, as the paper does.")
         specs.append(t)
     return Plan(data, budget, llm, sbert, seed, _readers_first(list(b.steps.values())), specs, cross_domain)
 
