@@ -86,6 +86,9 @@ def test_cpu_budget_trains_a_llmrec_and_mlp_llm_with_one_recipe_and_keeps_the_pa
     assert plan.step(fig4["A-LLMRec"]).needs == ["train/s2-sasrec"]
     index_eval = plan.step("eval/s2-sasrec.rank").estimate_s
     assert index_eval < plan.step("eval/s2-sasrec-paper.rank").estimate_s  # one forward pass per user
+    lean = build_plan(str(ml100k_data), get_budget("cpu", "all_targets=false"), ("1",))
+    assert "A-LLMRec_all" not in {row.label for row in lean.tables[0].rows}  # the costliest row, off on request
+    assert not any("--all-items" in s.argv or "--targets" in s.argv for s in lean.steps)
     with pytest.raises(AllmrecError, match="stage2_recipe"):
         get_budget("cpu", "stage2_recipe=Index-LoRA")  # refused at planning, not hours later by train stage2
     assert get_budget("cpu", "stage2_recipe=listwise").stage2_recipe == "listwise"
@@ -95,6 +98,7 @@ def test_budget_overrides_are_validated():
     from allmrec.errors import AllmrecError
 
     assert get_budget("demo", "eval_users=9,generate=true").eval_users == 9
+    assert get_budget("cpu").all_targets and not get_budget("cpu", "all_targets=false").all_targets
     for bad in ("nope=1", "eval_users=x", "eval_users", "stage2_steps=-1"):
         with pytest.raises(AllmrecError):
             get_budget("demo", bad)

@@ -37,6 +37,7 @@ class ReproduceBudget:
     generate: bool = field(metadata={"help": "also score Table 1's LLM models in generate mode (the paper's protocol)"})
     genre_users: int = field(metadata={"help": "users asked the favourite-genre question (Figure 4)"})
     valid_users: int = field(default=0, metadata={"help": "stage-2 / TALLRec validation users for early stopping (0 = none)"})
+    all_targets: bool = field(default=True, metadata={"help": "plan Table 1's A-LLMRec_all row (§5.4.2: stage 1 --all-items, stage 2 --targets all), the costliest row"})
     stage2_recipe: str = field(default="listwise", metadata={"help": "stage-2 recipe of the A-LLMRec rows, MLP-LLM and every stage-2 ablation (allmrec train stage2 --recipe); the paper-recipe row keeps paper"})
 
     def with_overrides(self, text: str | None) -> "ReproduceBudget":
@@ -81,13 +82,15 @@ COST = {
     "cf_epoch": 1.1,            # SASRec on ml-100k (943 users), validation included
     "stage1_epoch": 20.0,       # MiniLM, top 2 layers, 943 users
     "stage1_all_items_epoch": 403.0,  # the same with --all-items (every position of every sequence), measured
-    "stage2_step": 17.0,        # listwise / paper recipe, batch 4 (LoRA: ~21)
+    "stage2_step": 17.0,        # listwise recipe (20 candidate answers per prompt), batch 4 (LoRA: ~21)
+    "stage2_step_token": 6.2,   # paper recipe (token cross-entropy on the answer), batch 4: the cpu report's 60 steps
     "stage2_step_index": 9.0,   # index-lora recipe, batch 4 (measured 6.0, 8.9 and 14.4 on three machines)
     "stage2_match_pretrain": 25.0,
-    "tallrec_step": 12.0,
-    "rank_user": 2.4,           # 20 candidates, packed scoring
+    "tallrec_step": 6.0,        # the cpu report: 60 steps in 388 s
+    "rank_user": 1.2,           # 20 title candidates, packed scoring (the cpu report: 200 users in 256-280 s)
     "rank_user_index": 0.7,     # one-label answers: one forward pass per user (943 users in 10.5 min)
-    "generate_user": 3.0,
+    "generate_user": 3.0,       # title answers, greedy until the closing quote (--stop-at-answer)
+    "generate_user_index": 0.9, # one-label answers: the rank pass plus a few decoding steps
     "genre_user": 1.5,
     "cf_eval": 10.0,
 }

@@ -155,7 +155,9 @@ class _Builder:
 
     def _stage2_cost(self, argv: list[str]) -> float:
         steps = self.b.stage2_steps or 236 * self.b.stage2_epochs  # ml-100k: 943 users / 4 per step
-        step = COST["stage2_step_index" if _recipe(argv) == "index-lora" else "stage2_step"]
+        recipe = _recipe(argv)
+        step = COST["stage2_step_index" if recipe == "index-lora" else "stage2_step_token" if recipe == "paper"
+                    else "stage2_step"]
         return COST["process"] + COST["stage2_match_pretrain"] + step * steps
 
     def stage2(self, s1: str, suffix: str = "", flags: tuple[str, ...] = (), few_shot: int | None = None) -> str:
@@ -210,8 +212,8 @@ class _Builder:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
         index = not is_llm and not cf and _recipe(self.steps[model].argv) == "index-lora"
-        per_user = (COST["cf_eval"] / users if cf else COST["generate_user"] if mode == "generate"
-                    else COST["rank_user_index" if index else "rank_user"])
+        per_user = (COST["cf_eval"] / users if cf else COST["generate_user_index" if index else "generate_user"]
+                    if mode == "generate" else COST["rank_user_index" if index else "rank_user"])
         return self.add(Step(f"eval/{name}", "evaluate", f"score {name}", argv, f"results/{name}.json",
                              [] if is_llm else [model], COST["process"] + per_user * users))
 
@@ -287,8 +289,9 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
                           ("LLM-Only", f"llm:{llm}", {}), ("TALLRec", b.tallrec(), {}), ("MLP-LLM", b.mlpllm(sasrec), {}),
                           ("A-LLMRec (paper recipe)", b.stage2(s1, "-paper", ("--recipe", "paper")), {}),
                           ("A-LLMRec", allmrec, {}), ("A-LLMRec (SBERT)", allmrec, {"item_embedding": "text"})]
-        s1_all = b.stage1(sasrec, "-all", ("--all-items",))
-        table1_models.append(("A-LLMRec_all", b.stage2(s1_all, "", ("--recipe", "paper", "--targets", "all")), {}))
+        if budget.all_targets:
+            s1_all = b.stage1(sasrec, "-all", ("--all-items",))
+            table1_models.append(("A-LLMRec_all", b.stage2(s1_all, "", ("--recipe", "paper", "--targets", "all")), {}))
         if budget.lora_rank:
             table1_models.append(("A-LLMRec + LoRA", b.stage2(s1, "-lora", ("--llm-lora-rank", str(budget.lora_rank),
                                                                             "--lora-lr", "6e-4")), {}))
