@@ -179,6 +179,15 @@ def test_a_folder_of_another_plan_is_refused(stage2_inputs, tiny_sbert_path, tmp
     check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",)), tmp_path)
     with pytest.raises(AllmrecError, match="different budget"):
         check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",), overrides=TINY + ",eval_users=7"), tmp_path)
+    # a folder planned before a budget field existed (its default is what that run did) stays this plan's folder
+    stored = json.loads((tmp_path / "plan.json").read_text())
+    del stored["budget"]["all_targets"]
+    (tmp_path / "plan.json").write_text(json.dumps(stored))
+    check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",)), tmp_path)
+    stored["budget"]["all_targets"] = False
+    (tmp_path / "plan.json").write_text(json.dumps(stored))
+    with pytest.raises(AllmrecError, match="different budget"):
+        check_identity(_plan(data, llm, tiny_sbert_path, tables=("9",)), tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- statistics

@@ -18,14 +18,17 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Callable
 
 from ..errors import AllmrecError
 from ..utils.io import atomic_write_json
+from .budgets import ReproduceBudget
 from .plan import Plan, Step
 
 IDENTITY_FIELDS = ("data", "budget", "llm", "sbert", "seed", "cross_domain")
+_BUDGET_DEFAULTS = {f.name: f.default for f in fields(ReproduceBudget) if f.default is not MISSING}
 #: testing hook: the training loop of the N-th planned step is SIGKILLed after its first optimisation step
 KILL_AT_STEP_ENV = "ALLMREC_REPRODUCE_KILL_AT"
 
@@ -91,6 +94,9 @@ def check_identity(plan: Plan, root: Path) -> None:
             theirs = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise AllmrecError(f"{path} is corrupt ({e}); delete it to start this folder over") from e
+        if isinstance(theirs.get("budget"), dict):
+            # a budget field added after that folder was planned reads as its default (what that run did)
+            theirs["budget"] = {**_BUDGET_DEFAULTS, **theirs["budget"]}
         changed = [k for k in IDENTITY_FIELDS if theirs.get(k) != mine.get(k)]
         if changed:
             raise AllmrecError(f"{root} holds a run planned with different {', '.join(changed)}; use another --out "
