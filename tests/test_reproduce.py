@@ -236,3 +236,15 @@ def test_genre_task_refuses_free_text_descriptions():
 
     with pytest.raises(DataError, match="free text"):
         check_genre_labels(item_genres(["", "Title: X, Description: a long blurb about this lovely blender"]), "d")
+
+
+def test_help_lists_every_budget_field_with_each_budgets_value():
+    from dataclasses import fields
+
+    from allmrec.reproduce.budgets import ReproduceBudget
+    from allmrec.reproduce.cli import _budget_fields_help
+
+    lines = {line.split()[0]: line for line in _budget_fields_help().splitlines()[1:]}
+    assert set(lines) == {f.name for f in fields(ReproduceBudget)} - {"name"}
+    assert lines["stage2_recipe"].endswith("[listwise / index-lora / index-lora]")
+    assert lines["eval_users"].endswith("[20 / 200 / 0]")

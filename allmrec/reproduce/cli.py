@@ -25,12 +25,27 @@ Example (offline):
 """
 
 
+def _budget_fields_help() -> str:
+    """The --set fields, one help line each, with every budget's value (read from the dataclass, never retyped)."""
+    from dataclasses import fields
+
+    from .budgets import BUDGETS, ReproduceBudget
+
+    lines = ["budget fields (--set FIELD=VALUE; values of " + " / ".join(BUDGETS) + "):"]
+    for f in fields(ReproduceBudget):
+        if f.name != "name":
+            values = " / ".join(str(getattr(b, f.name)) for b in BUDGETS.values())
+            lines.append(f"  {f.name:<20} {f.metadata['help']} [{values}]")
+    return "\n".join(lines)
+
+
 def register(sub) -> None:
     from .budgets import BUDGETS
     from .plan import TABLES
 
     p = sub.add_parser("reproduce", help="run the paper's tables on one dataset (resumable) → report.md / report.html",
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION, epilog=_budget_fields_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="prepared dataset directory (allmrec data prepare)")
     p.add_argument("--out", required=True, help="report folder R: checkpoints in R/work, results in R/results")
     p.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="how much each cell trains and scores (default: cpu)")
