@@ -212,8 +212,10 @@ class _Builder:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
         index = not is_llm and not cf and _recipe(self.steps[model].argv) == "index-lora"
-        per_user = (COST["cf_eval"] / users if cf else COST["generate_user_index" if index else "generate_user"]
-                    if mode == "generate" else COST["rank_user_index" if index else "rank_user"])
+        if cf:
+            per_user = COST["cf_eval"] / users
+        else:
+            per_user = COST[f"{mode}_user" + ("_index" if index else "")]  # rank_user[_index], generate_user[_index]
         return self.add(Step(f"eval/{name}", "evaluate", f"score {name}", argv, f"results/{name}.json",
                              [] if is_llm else [model], COST["process"] + per_user * users))
 
