@@ -248,3 +248,50 @@ def test_help_lists_every_budget_field_with_each_budgets_value():
     assert set(lines) == {f.name for f in fields(ReproduceBudget)} - {"name"}
     assert lines["stage2_recipe"].endswith("[listwise / index-lora / index-lora]")
     assert lines["eval_users"].endswith("[20 / 200 / 0]")
+
+
+def test_time_limit_defers_a_training_whose_readers_do_not_fit_and_runs_cheaper_steps(tmp_path):
+    from allmrec.reproduce.plan import Plan, Step
+
+    def step(sid, argv, est, needs=()):
+        kind = "train" if argv[0] == "train" else "evaluate"
+        out = ("work/" if kind == "train" else "results/") + sid.split("/")[1] + ("" if kind == "train" else ".json")
+        return Step(sid, kind, sid, [*argv, "--out", sid], out, list(needs), est)
+
+    # the long training comes first, so each decision below is taken on the plan's own estimates
+    steps = [step("train/big", ["train", "stage2"], 100.0), step("eval/big.rank", ["evaluate", "--mode", "rank"], 50.0, ["train/big"]),
+             step("eval/big.gen", ["evaluate", "--mode", "generate"], 50.0, ["train/big"]),
+             step("train/small", ["train", "cf"], 10.0), step("eval/small", ["evaluate"], 10.0, ["train/small"]),
+             step("eval/alone", ["evaluate", "--mode", "text"], 5.0)]
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=steps, tables=[])
+    root = tmp_path / "R"
+    calls = []
+
+    def fake(argv):  # writes the step's output, as the real command does
+        s = next(s for s in steps if s.argv == argv)
+        calls.append(s.id)
+        out = root / s.output
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.mkdir() if s.kind == "train" else out.write_text("{}")
+        return 0
+
+    lines = []
+    first = run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=150.0)  # big + its readers: 200 s
+    assert first["deferred"] == ["train/big", "eval/big.rank", "eval/big.gen"]
+    assert calls == ["train/small", "eval/small", "eval/alone"] == first["ran"]
+    assert "3 deferred" in lines[-1] and "run the same command again" in lines[-1]
+    calls.clear()
+    second = run_plan(plan, root, runner=fake, echo=lines.append)
+    assert calls == ["train/big", "eval/big.rank", "eval/big.gen"] and second["deferred"] == []
+    assert all(is_done(root, s, plan) for s in steps)
+
+
+def test_time_limit_parses_units_and_refuses_nonsense():
+    from allmrec.errors import AllmrecError
+    from allmrec.reproduce.runner import parse_time_limit
+
+    assert parse_time_limit("2h30m") == 9000.0 and parse_time_limit("90m") == 5400.0
+    assert parse_time_limit("45s") == 45.0 and parse_time_limit("150") == 9000.0
+    for bad in ("", "soon", "2x", "0m", "h"):
+        with pytest.raises(AllmrecError, match="--time-limit"):
+            parse_time_limit(bad)

@@ -58,6 +58,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every training (default: 0)")
     p.add_argument("--cross-domain", default=None, metavar="D2",
                    help="a second prepared dataset: Table 7 evaluates the models trained on --data there")
+    p.add_argument("--time-limit", default=None, metavar="DURATION",
+                   help="run only the steps whose estimate fits in DURATION (90m, 2h30m; a bare number is minutes), "
+                        "a training together with the cells that read it, and defer the rest to the next run of "
+                        "the same command: packs a session that ends, instead of dying mid-training")
     p.add_argument("--dry-run", action="store_true", help="print the plan (every command, estimated cost) and exit")
     p.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run nothing")
     p.set_defaults(func=run_reproduce)
@@ -69,7 +73,7 @@ def run_reproduce(args) -> int:
     from .budgets import get_budget
     from .plan import build_plan
     from .report import write_report
-    from .runner import format_plan, run_plan
+    from .runner import format_plan, parse_time_limit, run_plan
 
     tables = tuple(t.strip() for t in args.tables.split(",") if t.strip())
     if not tables:
@@ -84,8 +88,9 @@ def run_reproduce(args) -> int:
     command = "allmrec " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if sys.argv[1:2] == ["reproduce"] else
                                                               ["reproduce", "--data", args.data, "--out", args.out,
                                                                "--budget", args.budget]))
+    time_limit_s = parse_time_limit(args.time_limit) if args.time_limit else None
     if not args.report_only:
-        run_plan(plan, root)
+        run_plan(plan, root, time_limit_s=time_limit_s)
     else:
         from .runner import check_identity
 

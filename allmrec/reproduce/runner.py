@@ -158,11 +158,45 @@ def _progress_line(k: int, n: int, step: Step, elapsed: float, remaining: float,
             f"elapsed {_fmt_duration(elapsed)}, remaining ~{_fmt_duration(remaining)})")
 
 
-def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | None = None, echo=print) -> dict:
-    """Run every step not done yet, in order → ``{"ran": [...], "skipped": [...], "seconds": float}``.
+def parse_time_limit(text: str) -> float:
+    """``--time-limit``: ``90m``, ``2h``, ``2h30m``, ``45s`` or a bare number of minutes → seconds."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t) * 60.0
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", t)
+    if not t or parts is None or not any(parts.groups()):
+        raise AllmrecError(f"--time-limit {text!r}: write it as 90m, 2h, 2h30m, 45s or a number of minutes")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    seconds = 3600.0 * h + 60.0 * m + s
+    if seconds <= 0:
+        raise AllmrecError(f"--time-limit {text!r} must be more than zero")
+    return seconds
+
+
+def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]) -> float:
+    """What starting ``step`` commits a time-limited run to: a training and every reader not done yet.
+
+    A checkpoint is only worth training if its readers score it before the window closes: ``R/work/`` may not
+    outlive the session (it is not kept in git), and a training whose readers did not run is trained again.
+    """
+    if step.kind != "train":
+        return cost(step)
+    return cost(step) + sum(cost(r) for r in plan.readers(step.id) if not is_done(root, r, plan))
+
+
+def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | None = None, echo=print,
+             time_limit_s: float | None = None) -> dict:
+    """Run every step not done yet, in order → ``{"ran": [...], "skipped": [...], "deferred": [...], "seconds": float}``.
 
     ``runner`` runs one ``allmrec`` argv and returns its exit code (default: :func:`allmrec.cli.main` in this
     process). A failing step stops the run with an error that names it; running the command again resumes.
+
+    With ``time_limit_s`` a step starts only when its estimate (rescaled by what this folder measured; for a
+    training, with the readers of its checkpoint) fits in the time left; a step that does not fit is deferred and
+    later, cheaper steps still run, so a fixed window (a CPU session, a cluster job) is packed instead of ending
+    on a half-trained model. The deferred steps are what the next run of the same command does.
     """
     from ..cli import main
 
@@ -171,7 +205,7 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     check_identity(plan, root)
     (root / "done").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    ran, skipped = [], []
+    ran, skipped, deferred = [], [], []
     # actual / estimated seconds per kind of command (`train cf`, `evaluate rank`, ...), from the steps finished
     # before (their markers) and in this run: the estimates are off by different factors for cheap CF trainings
     # and LLM steps, so each kind is rescaled by its own ratio
@@ -183,8 +217,19 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             echo(f"[{k:>3}/{n}] done  {step.label}")
             continue
         missing = [d for d in step.needs if not is_done(root, plan.step(d), plan)]
+        if missing and all(d in deferred for d in missing):
+            deferred.append(step.id)
+            echo(f"[{k:>3}/{n}] deferred  {step.label} (needs {', '.join(missing)}, deferred)")
+            continue
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
+        if time_limit_s is not None:
+            commits = _unit_cost(step, plan, root, lambda s: remaining_seconds([s], spent, estimated))
+            if time.perf_counter() - start + commits > time_limit_s:
+                deferred.append(step.id)
+                echo(f"[{k:>3}/{n}] deferred  {step.label} (~{_fmt_duration(commits)} with what reads it; "
+                     f"{_fmt_duration(time_limit_s - (time.perf_counter() - start))} of --time-limit left)")
+                continue
         left = remaining_seconds([s for s in plan.steps[k - 1:] if not is_done(root, s, plan)], spent, estimated)
         echo(_progress_line(k, n, step, time.perf_counter() - start, left))
         argv = _argv(step, root)
@@ -217,9 +262,14 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + step.estimate_s
         ran.append(step.id)
     total = time.perf_counter() - start
-    echo(f"[{n:>3}/{n}] [{'#' * 20}] 100%  all steps done in {_fmt_duration(total)} "
-         f"({len(ran)} run now, {len(skipped)} already done)")
-    return {"ran": ran, "skipped": skipped, "seconds": total}
+    if deferred:
+        todo = remaining_seconds([plan.step(d) for d in deferred], spent, estimated)
+        echo(f"time limit: {len(ran)} steps run in {_fmt_duration(total)}, {len(deferred)} deferred "
+             f"(~{_fmt_duration(todo)}): run the same command again to go on")
+    else:
+        echo(f"[{n:>3}/{n}] [{'#' * 20}] 100%  all steps done in {_fmt_duration(total)} "
+             f"({len(ran)} run now, {len(skipped)} already done)")
+    return {"ran": ran, "skipped": skipped, "deferred": deferred, "seconds": total}
 
 
 def remove_step(root: Path, step: Step) -> None:
@@ -232,5 +282,5 @@ def remove_step(root: Path, step: Step) -> None:
         out.unlink()
 
 
-__all__ = ["run_plan", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
+__all__ = ["run_plan", "parse_time_limit", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
            "checkpoint_training_log"]
