@@ -295,3 +295,18 @@ def test_time_limit_parses_units_and_refuses_nonsense():
     for bad in ("", "soon", "2x", "0m", "h"):
         with pytest.raises(AllmrecError, match="--time-limit"):
             parse_time_limit(bad)
+
+
+def test_a_saved_training_state_shortens_the_estimate_it_resumes_from(tmp_path):
+    from allmrec.reproduce.plan import Step
+    from allmrec.reproduce.runner import trained_fraction
+    from allmrec.training.checkpointing import STATE_FILE
+
+    step = Step("train/s2", "train", "stage 2", ["train", "stage2", "--max-steps", "480"], "work/s2", estimate_s=600.0)
+    assert trained_fraction(step, tmp_path) == 0.0
+    for n, complete in ((120, True), (200, False)):  # a state without its state file was cut short: not counted
+        d = tmp_path / "work" / "s2-state" / f"step-{n:08d}"
+        d.mkdir(parents=True)
+        if complete:
+            (d / STATE_FILE).write_text("{}")
+    assert trained_fraction(step, tmp_path) == 0.25

@@ -175,6 +175,19 @@ def parse_time_limit(text: str) -> float:
     return seconds
 
 
+def trained_fraction(step: Step, root: Path) -> float:
+    """The share of a training's ``--max-steps`` its newest saved state holds: the run resumes from there."""
+    from ..training.checkpointing import STATE_FILE, STEP_PREFIX, default_state_dir
+
+    if step.kind != "train" or "--max-steps" not in step.argv:
+        return 0.0
+    total = int(step.argv[step.argv.index("--max-steps") + 1])
+    state = default_state_dir(root / step.output)
+    saved = [int(p.name[len(STEP_PREFIX):]) for p in state.glob(STEP_PREFIX + "*")
+             if p.name[len(STEP_PREFIX):].isdigit() and (p / STATE_FILE).is_file()] if state.is_dir() else []
+    return min(max(saved, default=0) / total, 1.0) if total > 0 else 0.0
+
+
 def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]) -> float:
     """What starting ``step`` commits a time-limited run to: a training and every reader not done yet.
 
@@ -223,14 +236,17 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             continue
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
+        def cost(s: Step) -> float:  # rescaled by its kind's measured ratio, less what a saved state holds
+            return remaining_seconds([s], spent, estimated) * (1.0 - trained_fraction(s, root))
+
         if time_limit_s is not None:
-            commits = _unit_cost(step, plan, root, lambda s: remaining_seconds([s], spent, estimated))
+            commits = _unit_cost(step, plan, root, cost)
             if time.perf_counter() - start + commits > time_limit_s:
                 deferred.append(step.id)
                 echo(f"[{k:>3}/{n}] deferred  {step.label} (~{_fmt_duration(commits)} with what reads it; "
                      f"{_fmt_duration(time_limit_s - (time.perf_counter() - start))} of --time-limit left)")
                 continue
-        left = remaining_seconds([s for s in plan.steps[k - 1:] if not is_done(root, s, plan)], spent, estimated)
+        left = sum(cost(s) for s in plan.steps[k - 1:] if not is_done(root, s, plan))
         echo(_progress_line(k, n, step, time.perf_counter() - start, left))
         argv = _argv(step, root)
         echo("$ allmrec " + " ".join(argv))
@@ -282,5 +298,5 @@ def remove_step(root: Path, step: Step) -> None:
         out.unlink()
 
 
-__all__ = ["run_plan", "parse_time_limit", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
+__all__ = ["run_plan", "parse_time_limit", "trained_fraction", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
            "checkpoint_training_log"]
