@@ -368,7 +368,8 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((Path(plan.data) / "manifest.json").read_text(encoding="utf-8"))
-    done = sum(is_done(root, s, plan) for s in plan.steps)
+    # a training finished once (its marker) counts even when its checkpoint is gone: its cells still read as done
+    done = sum(marker_path(root, s).is_file() and (s.kind == "train" or (root / s.output).exists()) for s in plan.steps)
     wall = _wall_time(plan, root)
     md: list[str] = [f"# A-LLMRec reproduction: {manifest.get('name')} (budget `{plan.budget.name}`)", ""]
     intro = [
