@@ -310,3 +310,19 @@ def test_a_saved_training_state_shortens_the_estimate_it_resumes_from(tmp_path):
         if complete:
             (d / STATE_FILE).write_text("{}")
     assert trained_fraction(step, tmp_path) == 0.25
+
+
+def test_report_names_cells_scored_on_an_earlier_training_of_the_same_command(tmp_path):
+    from allmrec.reproduce.plan import Plan, Step
+    from allmrec.reproduce.report import scored_on_earlier_training
+    from allmrec.reproduce.runner import marker_path
+
+    train = Step("train/m", "train", "m", ["train", "stage2"], "work/m", [], 1.0)
+    old, new = (Step(f"eval/m.{k}", "evaluate", k, ["evaluate"], f"results/m.{k}.json", ["train/m"], 1.0) for k in ("old", "new"))
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=[train, old, new], tables=[])
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "m.old.json").write_text(json.dumps({"created": "2026-12-01T10:00:00+00:00"}))
+    (tmp_path / "results" / "m.new.json").write_text(json.dumps({"created": "2026-12-02T10:00:00+00:00"}))
+    marker_path(tmp_path, train).parent.mkdir()
+    marker_path(tmp_path, train).write_text(json.dumps({"finished": "2026-12-02T09:00:00Z"}))  # retrained in between
+    assert scored_on_earlier_training(plan, tmp_path) == ["eval/m.old"]

@@ -359,6 +359,34 @@ def _wall_time(plan: Plan, root: Path) -> float:
     return total
 
 
+def scored_on_earlier_training(plan: Plan, root: Path) -> list[str]:
+    """The cells whose results were written before the training they read last finished.
+
+    A training whose checkpoint was lost (``R/work/`` does not outlive a session) is trained again, by the same
+    command, when some of its cells are still to run. On another machine the CPU's float rounding differs, so the
+    retraining is close to, not bit-identical with, the one the older cells scored: the report says which.
+    """
+    from datetime import datetime
+
+    stale = []
+    for step in plan.steps:
+        if step.kind == "train" or not (root / step.output).is_file():
+            continue
+        try:
+            created = datetime.fromisoformat(json.loads((root / step.output).read_text(encoding="utf-8"))["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        for need in step.needs:
+            try:
+                finished = datetime.fromisoformat(json.loads(marker_path(root, plan.step(need)).read_text())["finished"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if plan.step(need).kind == "train" and created < finished:
+                stale.append(step.id)
+                break
+    return stale
+
+
 # ---------------------------------------------------------------------------------------------- the report
 def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` under ``root`` → (md, html) paths."""
@@ -385,6 +413,11 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
         "- every cell: mean ± half-width of the 95 % bootstrap interval over the evaluated users (1,000 seeded "
         "resamples); Δ: paired bootstrap on the same users and candidates; bold: best in the column; —: not run.",
     ]
+    stale = scored_on_earlier_training(plan, root)
+    if stale:
+        intro.append("- scored on an earlier training of the same command, retrained since in another session for "
+                     "the cells still to run (not bit-identical: float rounding differs between machines): "
+                     + ", ".join(f"`{s}`" for s in stale))
     if not _paper_key(manifest.get("name")):
         intro.append(f"- the paper did not use {manifest.get('name')}: there is no paper value to set beside ours.")
     md += intro + [""]
