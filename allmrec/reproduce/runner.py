@@ -224,6 +224,10 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     # and LLM steps, so each kind is rescaled by its own ratio
     spent, estimated = _measured(root, plan)
     n = len(plan.steps)
+
+    def cost(s: Step) -> float:  # rescaled by its kind's measured ratio, less what a saved training state holds
+        return remaining_seconds([s], spent, estimated) * (1.0 - trained_fraction(s, root))
+
     for k, step in enumerate(plan.steps, 1):
         if is_done(root, step, plan):
             skipped.append(step.id)
@@ -236,9 +240,6 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             continue
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
-        def cost(s: Step) -> float:  # rescaled by its kind's measured ratio, less what a saved state holds
-            return remaining_seconds([s], spent, estimated) * (1.0 - trained_fraction(s, root))
-
         if time_limit_s is not None:
             commits = _unit_cost(step, plan, root, cost)
             if time.perf_counter() - start + commits > time_limit_s:
@@ -298,5 +299,5 @@ def remove_step(root: Path, step: Step) -> None:
         out.unlink()
 
 
-__all__ = ["run_plan", "parse_time_limit", "trained_fraction", "format_plan", "check_identity", "is_done", "marker_path", "remove_step", "training_log_copy",
-           "checkpoint_training_log"]
+__all__ = ["run_plan", "parse_time_limit", "trained_fraction", "format_plan", "check_identity", "is_done", "marker_path",
+           "remove_step", "training_log_copy", "checkpoint_training_log"]
