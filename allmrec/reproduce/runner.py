@@ -177,15 +177,17 @@ def parse_time_limit(text: str) -> float:
 
 def trained_fraction(step: Step, root: Path) -> float:
     """The share of a training's ``--max-steps`` its newest saved state holds: the run resumes from there."""
-    from ..training.checkpointing import STATE_FILE, STEP_PREFIX, default_state_dir
+    from ..training.checkpointing import STEP_PREFIX, CheckpointError, default_state_dir, resolve_state_dir
 
     if step.kind != "train" or "--max-steps" not in step.argv:
         return 0.0
     total = int(step.argv[step.argv.index("--max-steps") + 1])
-    state = default_state_dir(root / step.output)
-    saved = [int(p.name[len(STEP_PREFIX):]) for p in state.glob(STEP_PREFIX + "*")
-             if p.name[len(STEP_PREFIX):].isdigit() and (p / STATE_FILE).is_file()] if state.is_dir() else []
-    return min(max(saved, default=0) / total, 1.0) if total > 0 else 0.0
+    try:  # the state the training resumes from: the newest complete step-N
+        newest = resolve_state_dir(default_state_dir(root / step.output))
+    except CheckpointError:
+        return 0.0
+    saved = newest.name[len(STEP_PREFIX):]
+    return min(int(saved) / total, 1.0) if saved.isdigit() and total > 0 else 0.0
 
 
 def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]) -> float:
