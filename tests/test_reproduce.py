@@ -250,40 +250,80 @@ def test_help_lists_every_budget_field_with_each_budgets_value():
     assert lines["eval_users"].endswith("[20 / 200 / 0]")
 
 
-def test_time_limit_defers_a_training_whose_readers_do_not_fit_and_runs_cheaper_steps(tmp_path):
+def _time_limited_plan(tmp_path, monkeypatch, specs):
+    """A plan of fake steps (id, argv head, estimate, needs) whose runner advances a fake clock by the estimate.
+
+    The clock makes each decision depend on the plan's numbers only: a real step takes its estimate exactly, so
+    every kind's measured/estimated ratio stays 1.
+    """
+    import time as real_time
+    from types import SimpleNamespace
+
+    import allmrec.reproduce.runner as runner_module
     from allmrec.reproduce.plan import Plan, Step
 
-    def step(sid, argv, est, needs=()):
-        kind = "train" if argv[0] == "train" else "evaluate"
+    clock = [0.0]
+    monkeypatch.setattr(runner_module, "time", SimpleNamespace(perf_counter=lambda: clock[0], strftime=real_time.strftime,
+                                                               gmtime=real_time.gmtime))
+    steps = []
+    for sid, head, est, needs in specs:
+        kind = "train" if head[0] == "train" else "evaluate"
         out = ("work/" if kind == "train" else "results/") + sid.split("/")[1] + ("" if kind == "train" else ".json")
-        return Step(sid, kind, sid, [*argv, "--out", sid], out, list(needs), est)
-
-    # the long training comes first, so each decision below is taken on the plan's own estimates
-    steps = [step("train/big", ["train", "stage2"], 100.0), step("eval/big.rank", ["evaluate", "--mode", "rank"], 50.0, ["train/big"]),
-             step("eval/big.gen", ["evaluate", "--mode", "generate"], 50.0, ["train/big"]),
-             step("train/small", ["train", "cf"], 10.0), step("eval/small", ["evaluate"], 10.0, ["train/small"]),
-             step("eval/alone", ["evaluate", "--mode", "text"], 5.0)]
+        steps.append(Step(sid, kind, sid, [*head, "--out", sid], out, list(needs), est))
     plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=steps, tables=[])
     root = tmp_path / "R"
     calls = []
 
-    def fake(argv):  # writes the step's output, as the real command does
+    def fake(argv):  # writes the step's output, as the real command does, and takes its estimate
         s = next(s for s in steps if s.argv == argv)
         calls.append(s.id)
+        clock[0] += s.estimate_s
         out = root / s.output
         out.parent.mkdir(parents=True, exist_ok=True)
         out.mkdir() if s.kind == "train" else out.write_text("{}")
         return 0
 
+    return plan, root, fake, calls
+
+
+def test_time_limit_defers_a_training_whose_readers_do_not_fit_and_runs_cheaper_steps(tmp_path, monkeypatch):
+    plan, root, fake, calls = _time_limited_plan(tmp_path, monkeypatch, [
+        ("train/small", ["train", "cf"], 60.0, ()), ("eval/small", ["evaluate"], 60.0, ["train/small"]),
+        ("train/big", ["train", "stage2"], 100.0, ()),
+        ("eval/big.rank", ["evaluate", "--mode", "rank"], 50.0, ["train/big"]),
+        ("eval/big.gen", ["evaluate", "--mode", "generate"], 50.0, ["train/big"]),
+        ("eval/alone", ["evaluate", "--mode", "text"], 5.0, ())])
     lines = []
-    first = run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=150.0)  # big + its readers: 200 s
+    # big + its readers (200 s) fit a 250 s window but not the 130 s left after the small model
+    first = run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=250.0)
     assert first["deferred"] == ["train/big", "eval/big.rank", "eval/big.gen"]
     assert calls == ["train/small", "eval/small", "eval/alone"] == first["ran"]
     assert "3 deferred" in lines[-1] and "run the same command again" in lines[-1]
+    assert not any("longer than the whole" in line for line in lines)
     calls.clear()
-    second = run_plan(plan, root, runner=fake, echo=lines.append)
+    second = run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=250.0)
     assert calls == ["train/big", "eval/big.rank", "eval/big.gen"] and second["deferred"] == []
-    assert all(is_done(root, s, plan) for s in steps)
+    assert all(is_done(root, s, plan) for s in plan.steps)
+
+
+def test_time_limit_splits_a_training_whose_readers_never_fit_one_window(tmp_path, monkeypatch):
+    import shutil
+
+    plan, root, fake, calls = _time_limited_plan(tmp_path, monkeypatch, [
+        ("train/big", ["train", "stage2"], 100.0, ()),
+        ("eval/big.rank", ["evaluate", "--mode", "rank"], 50.0, ["train/big"]),
+        ("eval/big.gen", ["evaluate", "--mode", "generate"], 50.0, ["train/big"]),
+        ("train/huge", ["train", "tallrec"], 200.0, ()), ("eval/huge", ["evaluate"], 10.0, ["train/huge"])])
+    lines = []
+    # big + both readers (200 s) never fit 150 s: the training runs with the reader that fits beside it
+    first = run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=150.0)
+    assert calls == ["train/big", "eval/big.rank"] and first["deferred"] == ["eval/big.gen", "train/huge", "eval/huge"]
+    # a training longer than the window alone is never started, and says what to do
+    assert any("train/huge" in line and "give a longer one" in line for line in lines)
+    shutil.rmtree(root / "work")  # the next session: the checkpoint is gone, so the training runs again
+    calls.clear()
+    run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=150.0)
+    assert calls == ["train/big", "eval/big.gen"]
 
 
 def test_time_limit_parses_units_and_refuses_nonsense():

@@ -190,15 +190,28 @@ def trained_fraction(step: Step, root: Path) -> float:
     return min(int(saved) / total, 1.0) if saved.isdigit() and total > 0 else 0.0
 
 
-def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]) -> float:
-    """What starting ``step`` commits a time-limited run to: a training and every reader not done yet.
+def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float], window: float) -> float:
+    """What starting ``step`` commits a time-limited run to: a training and its readers not done yet.
 
     A checkpoint is only worth training if its readers score it before the window closes: ``R/work/`` may not
     outlive the session (it is not kept in git), and a training whose readers did not run is trained again.
+    When the training and all its readers could never fit one ``window`` (the whole ``--time-limit``), the unit
+    is the training and the readers that fit with it, in plan order; the others are deferred and score a
+    retraining in a later window (the report marks cells scored on an earlier training). Without that rule
+    such a training would be deferred by every run of the same command.
     """
     if step.kind != "train":
         return cost(step)
-    return cost(step) + sum(cost(r) for r in plan.readers(step.id) if not is_done(root, r, plan))
+    readers = [cost(r) for r in plan.readers(step.id) if not is_done(root, r, plan)]
+    unit = cost(step) + sum(readers)
+    if unit <= window or not readers:
+        return unit
+    fitting = cost(step)
+    for c in readers:
+        if fitting + c <= window:
+            fitting += c
+    # no reader fits beside the training: training it would be wasted, so the whole unit stands (never fits)
+    return fitting if fitting > cost(step) else unit
 
 
 def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | None = None, echo=print,
@@ -243,11 +256,12 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         if missing:
             raise AllmrecError(f"step {step.id} needs {', '.join(missing)}, which did not finish")
         if time_limit_s is not None:
-            commits = _unit_cost(step, plan, root, cost)
+            commits = _unit_cost(step, plan, root, cost, time_limit_s)
             if time.perf_counter() - start + commits > time_limit_s:
                 deferred.append(step.id)
+                never = " (longer than the whole --time-limit: give a longer one)" if commits > time_limit_s else ""
                 echo(f"[{k:>3}/{n}] deferred  {step.label} (~{_fmt_duration(commits)} with what reads it; "
-                     f"{_fmt_duration(time_limit_s - (time.perf_counter() - start))} of --time-limit left)")
+                     f"{_fmt_duration(time_limit_s - (time.perf_counter() - start))} of --time-limit left){never}")
                 continue
         left = sum(cost(s) for s in plan.steps[k - 1:] if not is_done(root, s, plan))
         echo(_progress_line(k, n, step, time.perf_counter() - start, left))
