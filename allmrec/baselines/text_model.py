@@ -28,9 +28,8 @@ import torch
 from torch import nn
 
 from ..errors import AllmrecError, CheckpointError
-from ..model.llm_scoring import continuation_scores, greedy_generate, packed_continuation_scores, quote_count_table
 from ..model.modeling_allmrec import ALLMRecForRecommendation, load_llm
-from ..model.processing_allmrec import encode_prompts, encode_target, pad_token_id
+from ..model.processing_allmrec import encode_prompts, encode_target
 from ..model.prompts import DOMAINS, PROMPT_STYLES, PromptBuilder
 
 SIDECAR_FILE = "allmrec_baseline.json"
@@ -177,53 +176,15 @@ class TextOnlyRecommender(nn.Module):
     forward = ALLMRecForRecommendation.forward
     _llm_accepts = ALLMRecForRecommendation._llm_accepts
 
-    @torch.no_grad()
-    def generate_answers(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: torch.LongTensor,
-        item_ids: torch.LongTensor | None = None,
-        cf_input_ids: torch.LongTensor | None = None,
-        user_embeds: torch.Tensor | None = None,
-        user_ids: torch.LongTensor | None = None,
-        item_embedding: str | None = None,
-        max_new_tokens: int | None = None,
-        repetition_penalty: float | None = None,
-        stop_at_answer: bool | None = None,
-    ) -> torch.LongTensor:
-        """Greedy decoding from a left-padded batch → new token ids (A-LLMRec's decoder, same settings)."""
-        c = self.config
-        stop = c.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
-        return greedy_generate(
-            self.llm, self.embed_prompt(input_ids, item_ids), attention_mask,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=pad_token_id(self.tokenizer),
-            max_new_tokens=int(max_new_tokens or c.generation_max_new_tokens),
-            repetition_penalty=float(repetition_penalty or c.generation_repetition_penalty),
-            quote_counts=self._quote_counts() if stop else None,
-        )
-
-    @torch.no_grad()
-    def score_candidates(
-        self,
-        input_ids: torch.LongTensor,
-        attention_mask: torch.LongTensor,
-        continuations: Sequence[Sequence[Sequence[int]]],
-        item_ids: torch.LongTensor | None = None,
-        cf_input_ids: torch.LongTensor | None = None,
-        user_embeds: torch.Tensor | None = None,
-        user_ids: torch.LongTensor | None = None,
-        item_embedding: str | None = None,
-        normalization: str | None = None,
-    ) -> torch.Tensor:
-        """``(B, C)`` log P(continuation | prompt) with A-LLMRec's scorers (``config.rank_scoring``: packed or KV cache;
-        equal up to float rounding), so that efficiency comparisons measure the models, not the scorers."""
-        score = packed_continuation_scores if self.config.rank_scoring == "packed" else continuation_scores
-        return score(
-            self.llm, self.embed_prompt(input_ids, item_ids), attention_mask, continuations,
-            pad_token_id=pad_token_id(self.tokenizer),
-            normalization=normalization or self.config.rank_normalization,
-        )
+    # Decoding and candidate scoring are A-LLMRec's too (same decoder settings, same packed / KV-cache scorers), so
+    # that efficiency and accuracy comparisons measure the models, not the code paths. They read self.embed_prompt,
+    # self.llm, self.tokenizer and the config's generation_* / rank_* fields; a text-only config has no
+    # prompt_layout or answer_format, so its answers are quoted titles.
+    generate_answers = ALLMRecForRecommendation.generate_answers
+    score_candidates = ALLMRecForRecommendation.score_candidates
+    answer_opens_with_quote = ALLMRecForRecommendation.answer_opens_with_quote
+    index_answers = ALLMRecForRecommendation.index_answers
+    _quote_counts = ALLMRecForRecommendation._quote_counts
 
     # ------------------------------------------------------------------ one user (pipeline / CLI)
     @staticmethod
@@ -275,11 +236,6 @@ class TextOnlyRecommender(nn.Module):
         answer, j = parse_answer(text), match_candidate(text, cands)
         given = [self._item_id(c) for c in candidates]
         return {"answer": answer, "item_id": None if j is None else given[j], "title": None if j is None else cands[j]}
-
-    def _quote_counts(self) -> torch.Tensor:
-        if getattr(self, "_quote_count_table", None) is None:
-            self._quote_count_table = quote_count_table(self.tokenizer, int(self.config.llm_vocab_size))
-        return self._quote_count_table
 
 
 # ---------------------------------------------------------------------------------------------- build / load
