@@ -366,3 +366,16 @@ def test_report_names_cells_scored_on_an_earlier_training_of_the_same_command(tm
     marker_path(tmp_path, train).parent.mkdir()
     marker_path(tmp_path, train).write_text(json.dumps({"finished": "2026-12-02T09:00:00Z"}))  # retrained in between
     assert scored_on_earlier_training(plan, tmp_path) == ["eval/m.old"]
+    # the CF model under it retrained after both cells: neither shares that CF model with cells scored later
+    cf = Step("train/cf", "train", "cf", ["train", "cf"], "work/cf", [], 1.0)
+    train.needs.append("train/cf")
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=[cf, train, old, new], tables=[])
+    marker_path(tmp_path, cf).write_text(json.dumps({"finished": "2026-12-03T09:00:00Z"}))
+    assert scored_on_earlier_training(plan, tmp_path) == ["eval/m.old", "eval/m.new"]
+
+
+def test_report_names_the_command_that_makes_the_results_not_how_it_was_scheduled():
+    from allmrec.reproduce.cli import _making_argv
+
+    argv = ["reproduce", "--data", "d", "--time-limit", "2h", "--out", "R", "--report-only", "--time-limit=90m"]
+    assert _making_argv(argv) == ["reproduce", "--data", "d", "--out", "R"]

@@ -68,6 +68,22 @@ def register(sub) -> None:
     p.set_defaults(func=run_reproduce)
 
 
+def _making_argv(argv: list[str]) -> list[str]:
+    """The command line that makes the results: without --report-only / --time-limit (they change what runs
+    when, not what is computed), so the report names the command a reader reruns."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--report-only" or a.startswith("--time-limit="):
+            continue
+        elif a == "--time-limit":
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
 def run_reproduce(args) -> int:
     from pathlib import Path
 
@@ -86,9 +102,9 @@ def run_reproduce(args) -> int:
     if args.dry_run:
         print(format_plan(plan, root))
         return 0
-    command = "allmrec " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if sys.argv[1:2] == ["reproduce"] else
-                                                              ["reproduce", "--data", args.data, "--out", args.out,
-                                                               "--budget", args.budget]))
+    command = "allmrec " + " ".join(shlex.quote(a) for a in (_making_argv(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"]
+                                                              else ["reproduce", "--data", args.data, "--out", args.out,
+                                                                    "--budget", args.budget]))
     time_limit_s = parse_time_limit(args.time_limit) if args.time_limit else None
     if not args.report_only:
         run_plan(plan, root, time_limit_s=time_limit_s)

@@ -360,13 +360,28 @@ def _wall_time(plan: Plan, root: Path) -> float:
 
 
 def scored_on_earlier_training(plan: Plan, root: Path) -> list[str]:
-    """The cells whose results were written before the training they read last finished.
+    """The cells whose results were written before a training they depend on last finished.
 
     A training whose checkpoint was lost (``R/work/`` does not outlive a session) is trained again, by the same
     command, when some of its cells are still to run. On another machine the CPU's float rounding differs, so the
-    retraining is close to, not bit-identical with, the one the older cells scored: the report says which.
+    retraining is close to, not bit-identical with, the one the older cells scored: the report says which. The
+    dependency is transitive: a retrained CF model changes the stage-1 and stage-2 models built on it, so a cell
+    scored before its CF model's retraining no longer shares that CF model with the cells scored after.
     """
     from datetime import datetime
+
+    def finished(train_id: str):
+        try:
+            return datetime.fromisoformat(json.loads(marker_path(root, plan.step(train_id)).read_text())["finished"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def trainings_under(step_id: str, seen: set[str]) -> set[str]:
+        for need in plan.step(step_id).needs:
+            if need not in seen:
+                seen.add(need)
+                trainings_under(need, seen)
+        return seen
 
     stale = []
     for step in plan.steps:
@@ -376,14 +391,9 @@ def scored_on_earlier_training(plan: Plan, root: Path) -> list[str]:
             created = datetime.fromisoformat(json.loads((root / step.output).read_text(encoding="utf-8"))["created"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        for need in step.needs:
-            try:
-                finished = datetime.fromisoformat(json.loads(marker_path(root, plan.step(need)).read_text())["finished"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            if plan.step(need).kind == "train" and created < finished:
-                stale.append(step.id)
-                break
+        upstream = [t for t in trainings_under(step.id, set()) if plan.step(t).kind == "train"]
+        if any((f := finished(t)) is not None and created < f for t in upstream):
+            stale.append(step.id)
     return stale
 
 
