@@ -370,29 +370,24 @@ def scored_on_earlier_training(plan: Plan, root: Path) -> list[str]:
     """
     from datetime import datetime
 
-    def finished(train_id: str):
-        try:
-            return datetime.fromisoformat(json.loads(marker_path(root, plan.step(train_id)).read_text())["finished"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def trainings_under(step_id: str, seen: set[str]) -> set[str]:
-        for need in plan.step(step_id).needs:
-            if need not in seen:
-                seen.add(need)
-                trainings_under(need, seen)
-        return seen
-
+    finished = {}  # training id → when its newest training finished (each marker read once)
+    for step in plan.steps:
+        if step.kind == "train":
+            try:
+                finished[step.id] = datetime.fromisoformat(json.loads(marker_path(root, step).read_text())["finished"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+    under: dict[str, set[str]] = {}  # step id → every step it depends on; plan order lists a step after its needs
     stale = []
     for step in plan.steps:
+        under[step.id] = set(step.needs).union(*(under[n] for n in step.needs))
         if step.kind == "train" or not (root / step.output).is_file():
             continue
         try:
             created = datetime.fromisoformat(json.loads((root / step.output).read_text(encoding="utf-8"))["created"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        upstream = [t for t in trainings_under(step.id, set()) if plan.step(t).kind == "train"]
-        if any((f := finished(t)) is not None and created < f for t in upstream):
+        if any(t in finished and created < finished[t] for t in under[step.id]):
             stale.append(step.id)
     return stale
 

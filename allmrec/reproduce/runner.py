@@ -206,12 +206,12 @@ def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]
     unit = cost(step) + sum(readers)
     if unit <= window or not readers:
         return unit
-    fitting = cost(step)
-    for c in readers:
-        if fitting + c <= window:
-            fitting += c
+    fitted, taken = cost(step), 0
+    for c in readers:  # in plan order, as run_plan meets them
+        if fitted + c <= window:
+            fitted, taken = fitted + c, taken + 1
     # no reader fits beside the training: training it would be wasted, so the whole unit stands (never fits)
-    return fitting if fitting > cost(step) else unit
+    return fitted if taken else unit
 
 
 def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | None = None, echo=print,
