@@ -70,12 +70,12 @@ def test_plan_says_why_a_table_does_not_apply(ml100k_data, tmp_path):
 
 def test_cpu_budget_trains_a_llmrec_and_mlp_llm_with_one_recipe_and_keeps_the_paper_row(ml100k_data):
     from allmrec.errors import AllmrecError
-    from allmrec.reproduce.plan import _recipe
+    from allmrec.reproduce.plan import recipe_of
 
     plan = build_plan(str(ml100k_data), get_budget("cpu"), ("1", "fig4"))
     train = {s.id: s for s in plan.steps if s.kind == "train"}
-    assert _recipe(train["train/s2-sasrec"].argv) == "index-lora" == _recipe(train["train/mlpllm"].argv)
-    assert _recipe(train["train/s2-sasrec-paper"].argv) == "paper"  # the row's own recipe replaces the budget's
+    assert recipe_of(train["train/s2-sasrec"].argv) == "index-lora" == recipe_of(train["train/mlpllm"].argv)
+    assert recipe_of(train["train/s2-sasrec-paper"].argv) == "paper"  # the row's own recipe replaces the budget's
     assert train["train/s2-sasrec-paper"].argv.count("--recipe") == 1
     steps = {sid: s.argv[s.argv.index("--max-steps") + 1] for sid, s in train.items() if "--max-steps" in s.argv}
     assert steps["train/s2-sasrec"] == steps["train/mlpllm"] == steps["train/tallrec"] == "60"  # the same budget
@@ -169,6 +169,37 @@ def test_remaining_time_rescales_each_kind_by_its_own_measured_ratio():
     spent, estimated = {"genres --model": 25.0, "train stage2": 1200.0}, {"genres --model": 100.0, "train stage2": 600.0}
     assert remaining_seconds([genres, stage2, cf], spent, estimated) == pytest.approx(25.0 + 1200.0 + 50.0)
     assert remaining_seconds([stage2], {}, {}) == 600.0  # nothing measured: the plan's estimate
+
+
+def test_stage2_recipes_are_rescaled_apart_and_a_resumed_training_is_measured_on_what_it_ran(tmp_path):
+    from allmrec.reproduce.plan import Plan, Step
+    from allmrec.reproduce.runner import _kind, _measured
+    from allmrec.training.checkpointing import STATE_FILE
+
+    index = Step("train/a", "train", "a", ["train", "stage2", "--recipe", "index-lora"], "work/a", estimate_s=100.0)
+    paper = Step("train/b", "train", "b", ["train", "stage2", "--recipe", "paper", "--max-steps", "400",
+                                          "--save-state-every", "100"], "work/b", estimate_s=400.0)
+    assert _kind(index) == "train stage2 index-lora" != _kind(paper) == "train stage2 paper"
+    # index-lora ran at its estimate; the paper recipe ran 4x slower: its ratio must not be index-lora's
+    spent, estimated = {"train stage2 index-lora": 100.0}, {"train stage2 index-lora": 100.0}
+    assert remaining_seconds([paper], spent, estimated) == 400.0
+
+    # the paper training resumes from step 300 of 400: the marker compares its seconds with the last quarter
+    state = tmp_path / "work" / "b-state" / "step-00000300"
+    state.mkdir(parents=True)
+    (state / STATE_FILE).write_text("{}")
+
+    def runner(argv):
+        assert "--resume-from" in argv
+        (tmp_path / "work" / "b").mkdir()
+        return 0
+
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=[paper], tables=[])
+    run_plan(plan, tmp_path, runner=runner, echo=lambda *_: None)
+    marker = json.loads((tmp_path / "done" / "train__b.json").read_text())
+    assert marker["estimate_s"] == 100.0
+    spent, estimated = _measured(tmp_path, plan)
+    assert estimated == {"train stage2 paper": 100.0} and spent["train stage2 paper"] == marker["seconds"]
 
 
 def test_a_folder_of_another_plan_is_refused(stage2_inputs, tiny_sbert_path, tmp_path):

@@ -155,7 +155,7 @@ class _Builder:
 
     def _stage2_cost(self, argv: list[str]) -> float:
         steps = self.b.stage2_steps or 236 * self.b.stage2_epochs  # ml-100k: 943 users / 4 per step
-        recipe = _recipe(argv)
+        recipe = recipe_of(argv)
         step = COST["stage2_step_index" if recipe == "index-lora" else "stage2_step_token" if recipe == "paper"
                     else "stage2_step"]
         return COST["process"] + COST["stage2_match_pretrain"] + step * steps
@@ -211,7 +211,7 @@ class _Builder:
         if self.b.eval_users:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
-        index = not is_llm and not cf and _recipe(self.steps[model].argv) == "index-lora"
+        index = not is_llm and not cf and recipe_of(self.steps[model].argv) == "index-lora"
         if cf:
             per_user = COST["cf_eval"] / users
         else:
@@ -231,7 +231,7 @@ class _Builder:
                              [] if is_llm else [model], COST["process"] + COST["genre_user"] * users))
 
 
-def _recipe(argv: list[str]) -> str | None:
+def recipe_of(argv: list[str]) -> str | None:
     """The stage-2 recipe a training command runs (its last ``--recipe``, as argparse reads it)."""
     values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--recipe"]
     return values[-1] if values else None

@@ -25,7 +25,7 @@ from typing import Callable
 from ..errors import AllmrecError
 from ..utils.io import atomic_write_json
 from .budgets import ReproduceBudget
-from .plan import Plan, Step
+from .plan import Plan, Step, recipe_of
 
 IDENTITY_FIELDS = ("data", "budget", "llm", "sbert", "seed", "cross_domain")
 _BUDGET_DEFAULTS = {f.name: f.default for f in fields(ReproduceBudget) if f.default is not MISSING}
@@ -120,11 +120,17 @@ def _argv(step: Step, root: Path) -> list[str]:
 
 
 def _kind(step: Step) -> str:
-    """What the cost of a step scales with: ``train stage2``, ``evaluate rank``, ``train cf``, ..."""
+    """What the cost of a step scales with: ``train stage2 paper``, ``evaluate rank``, ``train cf``, ...
+
+    A stage-2 (or MLP-LLM) training is told apart by its recipe: machines differ in what they are slow at
+    (measured: the paper recipe's token loss ran 3.8x its estimate on one machine where index-lora ran 1.4x), so
+    one ratio pooled over recipes misestimates both.
+    """
     argv = step.argv
     if step.kind == "evaluate":
         return "evaluate " + (argv[argv.index("--mode") + 1] if "--mode" in argv else "cf")
-    return " ".join(argv[:2])
+    recipe = recipe_of(argv)  # stage 2 and MLP-LLM; None for the others
+    return " ".join(argv[:2]) + (f" {recipe}" if recipe else "")
 
 
 def remaining_seconds(left: list[Step], spent: dict[str, float], estimated: dict[str, float]) -> float:
@@ -273,6 +279,9 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             from ..training.checkpointing import KILL_AFTER_STEP_ENV
 
             os.environ[KILL_AFTER_STEP_ENV] = "1"
+        # what this run is estimated to do: a training resumed from a saved state runs only the rest of it, and the
+        # marker's seconds / estimate ratio must compare like with like
+        estimate_run = step.estimate_s * (1.0 - trained_fraction(step, root))
         t0 = time.perf_counter()
         sys.stdout.flush()
         saved_argv, sys.argv = sys.argv, ["allmrec", *argv]  # what each output records as the command that made it
@@ -289,10 +298,10 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         if log is not None:  # the log outlives the checkpoint (see is_done)
             atomic_write_json(training_log_copy(root, step), json.loads(log.read_text(encoding="utf-8")))
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
-                                                    "seconds": round(seconds, 1), "estimate_s": step.estimate_s,
+                                                    "seconds": round(seconds, 1), "estimate_s": round(estimate_run, 1),
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         spent[_kind(step)] = spent.get(_kind(step), 0.0) + seconds
-        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + step.estimate_s
+        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + estimate_run
         ran.append(step.id)
     total = time.perf_counter() - start
     if deferred:
