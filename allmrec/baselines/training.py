@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..errors import AllmrecError
-from ..training.checkpointing import ScalingArguments
+from ..training.prompt_arguments import PromptTrainingArguments
 from ..training.prompt_loop import TRAINING_LOG, PromptLoopHooks, run_prompt_training
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
@@ -39,7 +38,7 @@ logger = get_logger(__name__)
 
 
 @dataclass
-class TallRecTrainingArguments(ScalingArguments):
+class TallRecTrainingArguments(PromptTrainingArguments):
     """Options of ``allmrec train tallrec``; the budget defaults are the A-LLMRec paper's, the LoRA ones TALLRec's."""
 
     data: str = field(metadata={"help": "prepared dataset directory (allmrec data prepare)"})
@@ -57,49 +56,19 @@ class TallRecTrainingArguments(ScalingArguments):
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout (TALLRec: 0.05)"})
     lora_target_modules: list[str] | None = field(
         default=None, metadata={"help": "modules to adapt (default: the attention query/value projections of the architecture)"})
-    num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimisation steps (demo budget)"})
-    max_train_users: int | None = field(default=None, metadata={"help": "train on a seeded subset of this many users (demo budget)"})
-    few_shot: int | None = field(default=None, metadata={"help": "train only on the prepared few-shot subset of K users (paper Table 6)"})
-    valid_users: int = field(default=200, metadata={"help": "validation users for early stopping (seeded subset; 0 = no validation)"})
-    eval_every: int | None = field(default=None, metadata={"help": "validate every N steps (default: after each epoch)"})
-    patience: int = field(default=2, metadata={"help": "stop after this many validations without a better Hit@1"})
-    domain: str | None = field(default=None, metadata={"help": "prompt wording movie/game/item (default: the dataset's)"})
     prompt_style: str = field(default="fig6", metadata={"help": "fig6 (paper Fig. 6, used for TALLRec), paper or official"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the LLM's activations in backward (saves memory)"})
-    llm_quantization: str = field(default="none", metadata={"help": "load the base LLM in 8bit or 4bit with bitsandbytes (CUDA; QLoRA-style) or none"})
-    llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
-    llm_dtype: str = field(default="auto", metadata={"help": "LLM weight dtype: auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16"})
-    seed: int = field(default=0, metadata={"help": "seed of every random choice (sampling, LoRA init, subsets)"})
-    log_every: int = field(default=10, metadata={"help": "log the running loss every N steps"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --out directory"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def validate(self) -> None:
-        def bad(name, what):
-            raise AllmrecError(f"--{name.replace('_', '-')}={getattr(self, name)!r} is invalid: {what}")
-
-        for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience", "lora_r", "lora_alpha"):
+        for name in ("lora_r", "lora_alpha"):
             if getattr(self, name) <= 0:
-                bad(name, "must be a positive integer")
-        for name in ("max_steps", "max_train_users", "few_shot", "eval_every"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                bad(name, "must be a positive integer when given")
-        for name in ("valid_users", "warmup_steps"):
-            if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
+                self.invalid(name, "must be a positive integer")
+        if self.warmup_steps < 0:
+            self.invalid("warmup_steps", "must be >= 0")
         if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1) or self.weight_decay < 0:
-            bad("lr", "lr must be > 0, betas in [0, 1), weight decay >= 0")
+            self.invalid("lr", "lr must be > 0, betas in [0, 1), weight decay >= 0")
         if not 0 <= self.lora_dropout < 1:
-            bad("lora_dropout", "must be in [0, 1)")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            bad("mixed_precision", "choose auto, no, bf16 or fp16")
-        if self.llm_quantization not in ("none", "8bit", "4bit"):
-            bad("llm_quantization", "choose none, 8bit or 4bit")
-        self.validate_scaling()
-        if Path(self.out).exists() and not self.overwrite and not self.resume_from:
-            raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
+            self.invalid("lora_dropout", "must be in [0, 1)")
+        self.validate_prompt_training()
 
     def lora_settings(self):
         from .lora import LoraSettings

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AllmrecError, CheckpointError, DataError
-from ..training.checkpointing import ScalingArguments
+from ..training.prompt_arguments import PromptTrainingArguments
 from ..training.prompt_loop import TRAINING_LOG, PromptLoopHooks, run_prompt_training
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
@@ -44,7 +44,7 @@ logger = get_logger(__name__)
 
 
 @dataclass
-class Stage2TrainingArguments(ScalingArguments):
+class Stage2TrainingArguments(PromptTrainingArguments):
     """Options of ``allmrec train stage2``; defaults are the paper's (§5.1) where it gives one."""
 
     data: str = field(metadata={"help": "prepared dataset directory (allmrec data prepare)"})
@@ -76,27 +76,10 @@ class Stage2TrainingArguments(ScalingArguments):
     lora_lr: float | None = field(default=None, metadata={"help": "learning rate of the LoRA adapters (default: --lr; index-lora recipe: 6e-4)"})
     beta1: float = field(default=0.9, metadata={"help": "Adam beta1 (official code: 0.9)"})
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
-    num_negatives: int = field(default=19, metadata={"help": "negatives per training prompt (paper: 19, i.e. 20 candidates)"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimisation steps (demo budget)"})
-    max_train_users: int | None = field(default=None, metadata={"help": "train on a seeded subset of this many users (demo budget)"})
-    few_shot: int | None = field(default=None, metadata={"help": "train only on the prepared few-shot subset of K users (paper Table 6)"})
-    valid_users: int = field(default=200, metadata={"help": "validation users for early stopping (seeded subset; 0 = no validation)"})
-    eval_every: int | None = field(default=None, metadata={"help": "validate every N steps (default: after each epoch)"})
-    patience: int = field(default=2, metadata={"help": "stop after this many validations without a better Hit@1"})
-    domain: str | None = field(default=None, metadata={"help": "prompt wording movie/game/item (default: the dataset's)"})
     prompt_style: str = field(default="paper", metadata={"help": "paper (Fig. 3), official (authors' code string) or fig6"})
     item_embedding: str = field(default="cf", metadata={"help": "F_I input: cf (e_i, paper), text (q_i) or auto (q_i for items unseen in training)"})
     soft_token_norm: str | None = field(default=None, metadata={"help": "none (paper) or embedding: rescale every soft token to the LLM's mean token-embedding norm (not in the paper)"})
     rank_scoring: str = field(default="packed", metadata={"help": "validation / rank mode: packed (one forward pass over prompt + all answers) or cache (KV cache copied per candidate)"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the frozen LLM's activations in backward (saves memory)"})
-    llm_quantization: str = field(default="none", metadata={"help": "load the frozen LLM in 8bit or 4bit with bitsandbytes (CUDA; the paper: 8-bit OPT-6.7B) or none"})
-    llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
-    llm_dtype: str = field(default="auto", metadata={"help": "LLM weight dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"})
-    seed: int = field(default=0, metadata={"help": "seed of every random choice (sampling, init, subsets)"})
-    log_every: int = field(default=10, metadata={"help": "log the running loss every N steps"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an existing --out directory"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def apply_recipe(self) -> None:
         """Fill every field left at None from ``RECIPES[self.recipe]``."""
@@ -107,46 +90,28 @@ class Stage2TrainingArguments(ScalingArguments):
                 setattr(self, name, value)
 
     def validate(self) -> None:
-        def bad(name, what):
-            raise AllmrecError(f"--{name.replace('_', '-')}={getattr(self, name)!r} is invalid: {what}")
-
         self.apply_recipe()
         for name, allowed in FIELD_CHOICES.items():
             if getattr(self, name) not in allowed:
-                bad(name, f"choose one of {', '.join(allowed)}")
+                self.invalid(name, f"choose one of {', '.join(allowed)}")
         for name in ("warmup_steps", "match_weight", "match_pretrain_epochs"):
             if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
+                self.invalid(name, "must be >= 0")
         if self.match_temperature <= 0:
-            bad("match_temperature", "must be > 0")
+            self.invalid("match_temperature", "must be > 0")
         if self.llm_lora_rank < 0:
-            bad("llm_lora_rank", "must be >= 0 (0 = frozen LLM)")
+            self.invalid("llm_lora_rank", "must be >= 0 (0 = frozen LLM)")
         if self.llm_lora_alpha <= 0 or (self.lora_lr is not None and self.lora_lr <= 0):
-            bad("llm_lora_alpha", "LoRA alpha and --lora-lr must be > 0")
+            self.invalid("llm_lora_alpha", "LoRA alpha and --lora-lr must be > 0")
         if self.match_weight > 0 and self.objective == "token":
-            bad("match_weight", "the matching loss is per user: use it with --objective listwise or token+listwise, or pass --match-weight 0")
+            self.invalid("match_weight", "the matching loss is per user: use it with --objective listwise or token+listwise, or pass --match-weight 0")
         if not 0.0 <= self.user_token_teacher <= 1.0:
-            bad("user_token_teacher", "must be a probability in [0, 1]")
+            self.invalid("user_token_teacher", "must be a probability in [0, 1]")
         if self.user_token_teacher > 0 and self.objective == "token":
-            bad("user_token_teacher", "needs the candidates' item ids: use --objective listwise or token+listwise, or pass --user-token-teacher 0")
-
-        for name in ("epochs", "batch_size", "num_negatives", "log_every", "patience"):
-            if getattr(self, name) <= 0:
-                bad(name, "must be a positive integer")
-        for name in ("max_steps", "max_train_users", "few_shot", "eval_every"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                bad(name, "must be a positive integer when given")
-        if self.valid_users < 0:
-            bad("valid_users", "must be >= 0")
+            self.invalid("user_token_teacher", "needs the candidates' item ids: use --objective listwise or token+listwise, or pass --user-token-teacher 0")
         if self.lr <= 0 or not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            bad("lr", "lr must be > 0 and betas in [0, 1)")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            bad("mixed_precision", "choose auto, no, bf16 or fp16")
-        if self.llm_quantization not in ("none", "8bit", "4bit"):
-            bad("llm_quantization", "choose none, 8bit or 4bit")
-        self.validate_scaling()
-        if Path(self.out).exists() and not self.overwrite and not self.resume_from:
-            raise AllmrecError(f"output directory {self.out} already exists; pass --overwrite to replace it")
+            self.invalid("lr", "lr must be > 0 and betas in [0, 1)")
+        self.validate_prompt_training()
 
 
 #: allowed values of the stage-2 learning fields (validation here, argparse choices in ``model/cli.py``)

@@ -66,13 +66,17 @@ class ScalingArguments:
 
 
 def cli_fields(cls) -> list:
-    """A training dataclass's fields in ``--help`` order: the command's own options, then the shared
-    scaling options (dataclass inheritance lists base-class fields first)."""
-    from dataclasses import fields
+    """A training dataclass's fields in ``--help`` order: the command's own options first, then those of each base
+    class it inherits (e.g. ``PromptTrainingArguments``'), the shared :class:`ScalingArguments` last (dataclass
+    inheritance itself lists the base classes' fields first)."""
+    from dataclasses import fields, is_dataclass
 
-    shared = {f.name for f in fields(ScalingArguments)}
-    all_fields = fields(cls)
-    return [f for f in all_fields if f.name not in shared] + [f for f in all_fields if f.name in shared]
+    chain = [{f.name for f in fields(k)} for k in cls.__mro__ if is_dataclass(k)]  # cls first, ScalingArguments last
+
+    def declared_in(f) -> int:  # the most basic class that has the field: where it was declared
+        return max(i for i, names in enumerate(chain) if f.name in names)
+
+    return sorted(fields(cls), key=declared_in)  # stable: declaration order within each class
 
 
 def add_scaling_options(parser) -> None:
