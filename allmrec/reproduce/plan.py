@@ -49,6 +49,10 @@ class Step:
     output: str  # relative to R: the checkpoint directory (train) or results file (evaluate, genres)
     needs: list[str] = field(default_factory=list)
     estimate_s: float = 0.0
+    #: the ``COST`` unit the estimate is made of ("stage2_step_index", "rank_user", ...): the runner rescales a
+    #: step's estimate by the measured / estimated ratio of the finished steps of the same rate, because machines
+    #: differ in what they are slow at (one ran the paper recipe's token loss at 3.8x its estimate, index-lora at 1.4x)
+    rate: str = ""
 
     def resolved_argv(self, root: str | Path) -> list[str]:
         """``argv`` with the report folder ``root`` in place of ``{R}``."""
@@ -131,7 +135,8 @@ class _Builder:
         if few_shot:
             argv += ["--few-shot", str(few_shot)]
         return self.add(Step(f"train/{name}", "train", f"train {CF_NAMES[model]} ({loss}{f', K={few_shot}' if few_shot else ''})",
-                             argv, f"work/{name}", estimate_s=COST["process"] + COST["cf_epoch"] * self.b.cf_epochs))
+                             argv, f"work/{name}", estimate_s=COST["process"] + COST["cf_epoch"] * self.b.cf_epochs,
+                             rate="cf_epoch"))
 
     def stage1(self, cf: str, suffix: str = "", flags: tuple[str, ...] = (), few_shot: int | None = None) -> str:
         cf_name = self.steps[cf].output.split("/")[-1][3:]
@@ -143,9 +148,9 @@ class _Builder:
             argv += ["--sbert-train-layers", str(self.b.stage1_sbert_layers)]
         if few_shot:
             argv += ["--few-shot", str(few_shot)]
+        rate = "stage1_all_items_epoch" if "--all-items" in flags else "stage1_epoch"
         return self.add(Step(f"train/{name}", "train", f"stage 1 on {cf_name}{suffix}", argv, f"work/{name}", [cf],
-                             COST["process"] + COST["stage1_all_items_epoch" if "--all-items" in flags else "stage1_epoch"]
-                             * self.b.stage1_epochs))
+                             COST["process"] + COST[rate] * self.b.stage1_epochs, rate))
 
     def _stage2_budget(self, steps: int, epochs: int) -> list[str]:
         out = ["--max-steps", str(steps)] if steps else ["--epochs", str(epochs)]
@@ -153,12 +158,12 @@ class _Builder:
             out += ["--save-state-every", "20"]
         return out + ["--valid-users", str(self.b.valid_users), "--seed", self.seed, "--no-progress"]
 
-    def _stage2_cost(self, argv: list[str]) -> float:
+    def _stage2_cost(self, argv: list[str]) -> tuple[float, str]:
+        """(estimate, rate) of a stage-2 / MLP-LLM training: its recipe decides the cost of a step."""
         steps = self.b.stage2_steps or 236 * self.b.stage2_epochs  # ml-100k: 943 users / 4 per step
         recipe = recipe_of(argv)
-        step = COST["stage2_step_index" if recipe == "index-lora" else "stage2_step_token" if recipe == "paper"
-                    else "stage2_step"]
-        return COST["process"] + COST["stage2_match_pretrain"] + step * steps
+        rate = "stage2_step_index" if recipe == "index-lora" else "stage2_step_token" if recipe == "paper" else "stage2_step"
+        return COST["process"] + COST["stage2_match_pretrain"] + COST[rate] * steps, rate
 
     def stage2(self, s1: str, suffix: str = "", flags: tuple[str, ...] = (), few_shot: int | None = None) -> str:
         s1_name = self.steps[s1].output.split("/")[-1][3:]
@@ -170,7 +175,7 @@ class _Builder:
         if few_shot:
             argv += ["--few-shot", str(few_shot)]
         return self.add(Step(f"train/{name}", "train", f"stage 2 on {s1_name}{suffix}", argv, f"work/{name}", [s1],
-                             self._stage2_cost(argv)))
+                             *self._stage2_cost(argv)))
 
     def mlpllm(self, cf: str) -> str:
         # the same recipe and budget as the A-LLMRec row: the two differ only in what F_U / F_I read
@@ -178,7 +183,7 @@ class _Builder:
                 "--out", "{R}/work/mlpllm", *self._stage2_budget(self.b.stage2_steps, self.b.stage2_epochs),
                 "--recipe", self.b.stage2_recipe]
         return self.add(Step("train/mlpllm", "train", "MLP-LLM (stage 2 on raw CF embeddings)", argv, "work/mlpllm", [cf],
-                             self._stage2_cost(argv)))
+                             *self._stage2_cost(argv)))
 
     def tallrec(self, few_shot: int | None = None) -> str:
         name = "tallrec" + (f"-k{few_shot}" if few_shot else "")
@@ -188,7 +193,7 @@ class _Builder:
             argv += ["--few-shot", str(few_shot)]
         steps = self.b.tallrec_steps or 236 * self.b.tallrec_epochs
         return self.add(Step(f"train/{name}", "train", f"TALLRec (LoRA){f' K={few_shot}' if few_shot else ''}", argv,
-                             f"work/{name}", estimate_s=COST["process"] + COST["tallrec_step"] * steps))
+                             f"work/{name}", estimate_s=COST["process"] + COST["tallrec_step"] * steps, rate="tallrec_step"))
 
     # ------------------------------------------------------------------ scoring steps
     def evaluate(self, model: str, mode: str = "rank", split: str = "test", item_embedding: str | None = None,
@@ -212,12 +217,11 @@ class _Builder:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
         index = not is_llm and not cf and recipe_of(self.steps[model].argv) == "index-lora"
-        if cf:
-            per_user = COST["cf_eval"] / users
-        else:
-            per_user = COST[f"{mode}_user" + ("_index" if index else "")]  # rank_user[_index], generate_user[_index]
+        # one-label answers cost one forward pass per user, title answers 20 packed ones: two rates, not one
+        rate = "cf_eval" if cf else f"{mode}_user" + ("_index" if index else "")  # rank_user[_index], generate_user[_index]
+        per_user = COST["cf_eval"] / users if cf else COST[rate]
         return self.add(Step(f"eval/{name}", "evaluate", f"score {name}", argv, f"results/{name}.json",
-                             [] if is_llm else [model], COST["process"] + per_user * users))
+                             [] if is_llm else [model], COST["process"] + per_user * users, rate))
 
     def genres(self, model: str) -> str:
         is_llm = model.startswith("llm:")
@@ -228,7 +232,7 @@ class _Builder:
             argv += ["--max-users", str(self.b.genre_users)]
         users = self.b.genre_users or 943
         return self.add(Step(f"genres/{name}", "genres", f"genre question to {name[:-7]}", argv, f"results/{name}.json",
-                             [] if is_llm else [model], COST["process"] + COST["genre_user"] * users))
+                             [] if is_llm else [model], COST["process"] + COST["genre_user"] * users, "genre_user"))
 
 
 def recipe_of(argv: list[str]) -> str | None:

@@ -25,7 +25,7 @@ from typing import Callable
 from ..errors import AllmrecError
 from ..utils.io import atomic_write_json
 from .budgets import ReproduceBudget
-from .plan import Plan, Step, recipe_of
+from .plan import Plan, Step
 
 IDENTITY_FIELDS = ("data", "budget", "llm", "sbert", "seed", "cross_domain")
 _BUDGET_DEFAULTS = {f.name: f.default for f in fields(ReproduceBudget) if f.default is not MISSING}
@@ -119,31 +119,25 @@ def _argv(step: Step, root: Path) -> list[str]:
     return argv
 
 
-def _kind(step: Step) -> str:
-    """What the cost of a step scales with: ``train stage2 paper``, ``evaluate rank``, ``train cf``, ...
+def _rate(step: Step) -> str:
+    """What the cost of a step scales with: its plan ``rate`` (``stage2_step_token``, ``rank_user_index``, ...).
 
-    A stage-2 (or MLP-LLM) training is told apart by its recipe: machines differ in what they are slow at
-    (measured: the paper recipe's token loss ran 3.8x its estimate on one machine where index-lora ran 1.4x), so
-    one ratio pooled over recipes misestimates both.
+    A step built without one (by hand, in a test) falls back to its kind: one ratio for all its trainings.
     """
-    argv = step.argv
-    if step.kind == "evaluate":
-        return "evaluate " + (argv[argv.index("--mode") + 1] if "--mode" in argv else "cf")
-    recipe = recipe_of(argv)  # stage 2 and MLP-LLM; None for the others
-    return " ".join(argv[:2]) + (f" {recipe}" if recipe else "")
+    return step.rate or step.kind
 
 
 def remaining_seconds(left: list[Step], spent: dict[str, float], estimated: dict[str, float]) -> float:
-    """The estimate of the steps ``left``, each rescaled by the measured / estimated ratio of its own kind.
+    """The estimate of the steps ``left``, each rescaled by the measured / estimated ratio of its own rate.
 
-    A kind not measured yet keeps its estimate: one kind's ratio says nothing about another's (a cheap genre
+    A rate not measured yet keeps its estimate: one rate's ratio says nothing about another's (a cheap genre
     cell that ran 4x faster than estimated must not shrink the estimate of hours of LLM training 4x).
     """
-    return sum(s.estimate_s * (spent[_kind(s)] / estimated[_kind(s)] if estimated.get(_kind(s)) else 1.0) for s in left)
+    return sum(s.estimate_s * (spent[_rate(s)] / estimated[_rate(s)] if estimated.get(_rate(s)) else 1.0) for s in left)
 
 
 def _measured(root: Path, plan: Plan) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds actually spent / estimated per kind by the steps this folder already finished (their markers)."""
+    """Seconds actually spent / estimated per rate by the steps this folder already finished (their markers)."""
     spent: dict[str, float] = {}
     estimated: dict[str, float] = {}
     for step in plan.steps:
@@ -152,8 +146,8 @@ def _measured(root: Path, plan: Plan) -> tuple[dict[str, float], dict[str, float
             seconds, estimate = float(marker["seconds"]), float(marker["estimate_s"])
         except (OSError, ValueError, KeyError, TypeError):
             continue  # no marker (not done) or one written before markers carried both numbers
-        spent[_kind(step)] = spent.get(_kind(step), 0.0) + seconds
-        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + estimate
+        spent[_rate(step)] = spent.get(_rate(step), 0.0) + seconds
+        estimated[_rate(step)] = estimated.get(_rate(step), 0.0) + estimate
     return spent, estimated
 
 
@@ -240,13 +234,13 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     (root / "done").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     ran, skipped, deferred = [], [], []
-    # actual / estimated seconds per kind of command (`train cf`, `evaluate rank`, ...), from the steps finished
-    # before (their markers) and in this run: the estimates are off by different factors for cheap CF trainings
-    # and LLM steps, so each kind is rescaled by its own ratio
+    # actual / estimated seconds per rate (`cf_epoch`, `stage2_step_token`, `rank_user_index`, ...), from the steps
+    # finished before (their markers) and in this run: the estimates are off by different factors for cheap CF
+    # trainings and LLM steps, so each rate is rescaled by its own ratio
     spent, estimated = _measured(root, plan)
     n = len(plan.steps)
 
-    def cost(s: Step) -> float:  # rescaled by its kind's measured ratio, less what a saved training state holds
+    def cost(s: Step) -> float:  # rescaled by its rate's measured ratio, less what a saved training state holds
         return remaining_seconds([s], spent, estimated) * (1.0 - trained_fraction(s, root))
 
     for k, step in enumerate(plan.steps, 1):
@@ -300,8 +294,8 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": round(estimate_run, 1),
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
-        spent[_kind(step)] = spent.get(_kind(step), 0.0) + seconds
-        estimated[_kind(step)] = estimated.get(_kind(step), 0.0) + estimate_run
+        spent[_rate(step)] = spent.get(_rate(step), 0.0) + seconds
+        estimated[_rate(step)] = estimated.get(_rate(step), 0.0) + estimate_run
         ran.append(step.id)
     total = time.perf_counter() - start
     if deferred:
