@@ -32,25 +32,18 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shared import peak_memory, prepare_inputs  # noqa: E402
+
 MODELS = ("allmrec", "tallrec")
 PHASES = ("train", "rank", "generate")
 PAPER = {"train": 2.53, "inference": 1.71}
-
-
-def _peak_memory() -> dict:
-    import torch
-
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available():
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- workers
@@ -137,43 +130,11 @@ def _worker(args) -> None:
 
     torch.set_num_threads(args.threads)
     result = _train(args) if args.worker == "train" else _infer(args)
-    result.update({"model": args.which, "phase": args.worker}, **_peak_memory())
+    result.update({"model": args.which, "phase": args.worker}, **peak_memory())
     print("RESULT " + json.dumps(result), flush=True)
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def _prepare_inputs(args, tmp: Path) -> None:
-    """Fill in --data / --cf / --stage1 defaults inside ``tmp``."""
-    import torch
-
-    if not args.data:
-        from allmrec.data.prepare import PrepareOptions, prepare
-
-        args.data = str(tmp / "ml100k")
-        prepare(PrepareOptions(source="ml-100k"), args.data, progress=False)
-    if args.stage1:
-        return
-    from safetensors.torch import save_file
-
-    from allmrec.data.dataset import PreparedDataset
-
-    ds = PreparedDataset.load(args.data)
-    if not args.cf:
-        from allmrec.cf import SASRecConfig, SASRecModel
-
-        torch.manual_seed(args.seed)
-        args.cf = str(tmp / "cf")
-        SASRecModel(SASRecConfig(num_items=ds.num_items)).save_pretrained(args.cf)
-    s1 = tmp / "stage1"
-    s1.mkdir()
-    (s1 / "config.json").write_text(json.dumps({"model_type": "allmrec_stage1", "cf_model_path": args.cf, "latent_dim": 128}))
-    g = torch.Generator().manual_seed(args.seed)
-    joint, text = torch.rand(ds.num_items + 1, 128, generator=g), torch.rand(ds.num_items + 1, 128, generator=g)
-    joint[0] = text[0] = 0
-    save_file({"joint": joint, "text": text}, str(s1 / "item_embeddings.safetensors"))
-    args.stage1 = str(s1)
-
-
 def _run_phase(args, which: str, phase: str, model_dir: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", phase, "--which", which, "--model", model_dir, "--data", args.data,
            "--stage1", args.stage1, "--llm", args.llm, "--train-steps", str(args.train_steps),
@@ -277,7 +238,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _prepare_inputs(args, tmp)
+        prepare_inputs(args, tmp)
         for phase in phases:
             for which in MODELS:  # interleaved: the machine's load affects both models alike
                 results[which][phase] = _run_phase(args, which, phase, str(tmp / which))

@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stage2 import _prepare_inputs  # noqa: E402  (same inputs as benchmarks/stage2.py)
+from _shared import prepare_inputs  # noqa: E402  (the same inputs as benchmarks/stage2.py)
 
 #: dense bf16 tensor-core peak, TFLOP/s (vendor data sheets, SXM parts)
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100": 989.4, "A100": 312.0, "A6000": 154.8, "L40S": 362.1, "A10": 125.0}
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _prepare_inputs(args, tmp)
+        prepare_inputs(args, tmp)
         if args.cuda:
             if not torch.cuda.is_available():
                 raise SystemExit("--cuda: no CUDA device here")

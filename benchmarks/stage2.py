@@ -26,28 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shared import cpu_seconds, peak_memory, prepare_inputs  # noqa: E402
+
 PHASES = ("train", "rank", "generate")
-
-
-def _cpu_seconds() -> float:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime + u.ru_stime
-
-
-def _peak_memory() -> dict:
-    import torch
-
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available():
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
 
 
 def _worker(args) -> None:
@@ -57,7 +45,7 @@ def _worker(args) -> None:
     if args.worker == "train":
         from allmrec.model.training import Stage2TrainingArguments, train_stage2
 
-        cpu0 = _cpu_seconds()
+        cpu0 = cpu_seconds()
         log = train_stage2(Stage2TrainingArguments(
             data=args.data, stage1=args.stage1, llm=args.llm, out=args.model, max_steps=args.train_steps,
             batch_size=args.batch_size, valid_users=0, progress=False, overwrite=True, seed=args.seed,
@@ -72,7 +60,7 @@ def _worker(args) -> None:
             "trainable_parameters": log["trainable_parameters"],
             "load_seconds": log["timings"]["load"],
             # process CPU time of load + train (wall-clock time on a shared machine depends on the neighbours)
-            "cpu_seconds_incl_load": round(_cpu_seconds() - cpu0, 2),
+            "cpu_seconds_incl_load": round(cpu_seconds() - cpu0, 2),
         }
     else:
         from allmrec.data.dataset import PreparedDataset
@@ -81,7 +69,7 @@ def _worker(args) -> None:
         start = time.perf_counter()
         model = load_for_inference(args.model)
         load = time.perf_counter() - start
-        cpu0 = _cpu_seconds()
+        cpu0 = cpu_seconds()
         res = evaluate_model(model, PreparedDataset.load(args.data), split="test", mode=args.worker,
                              batch_size=args.infer_batch, max_users=args.users, progress=False,
                              stop_at_answer=args.stop_at_answer)
@@ -94,41 +82,10 @@ def _worker(args) -> None:
             "hit@1": res["metrics"]["hit@1"],
             "stop_at_answer": bool(args.stop_at_answer) if args.worker == "generate" else None,
             "load_seconds": round(load, 3),
-            "cpu_seconds": round(_cpu_seconds() - cpu0, 2),
+            "cpu_seconds": round(cpu_seconds() - cpu0, 2),
         }
-    result.update(_peak_memory())
+    result.update(peak_memory())
     print("RESULT " + json.dumps(result), flush=True)
-
-
-def _prepare_inputs(args, tmp: Path) -> None:
-    """Fill in --data / --cf / --stage1 defaults inside ``tmp``."""
-    import torch
-
-    if not args.data:
-        from allmrec.data.prepare import PrepareOptions, prepare
-
-        args.data = str(tmp / "ml100k")
-        prepare(PrepareOptions(source="ml-100k"), args.data, progress=False)
-    from allmrec.data.dataset import PreparedDataset
-
-    ds = PreparedDataset.load(args.data)
-    if not args.stage1:
-        from safetensors.torch import save_file
-
-        if not args.cf:
-            from allmrec.cf import SASRecConfig, SASRecModel
-
-            torch.manual_seed(args.seed)
-            args.cf = str(tmp / "cf")
-            SASRecModel(SASRecConfig(num_items=ds.num_items)).save_pretrained(args.cf)
-        s1 = tmp / "stage1"
-        s1.mkdir()
-        (s1 / "config.json").write_text(json.dumps({"model_type": "allmrec_stage1", "cf_model_path": args.cf, "latent_dim": 128}))
-        g = torch.Generator().manual_seed(args.seed)
-        joint, text = torch.rand(ds.num_items + 1, 128, generator=g), torch.rand(ds.num_items + 1, 128, generator=g)
-        joint[0] = text[0] = 0
-        save_file({"joint": joint, "text": text}, str(s1 / "item_embeddings.safetensors"))
-        args.stage1 = str(s1)
 
 
 def main(argv=None) -> int:
@@ -163,7 +120,7 @@ def main(argv=None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _prepare_inputs(args, tmp)
+        prepare_inputs(args, tmp)
         model_dir = str(tmp / "stage2")
         if any(x != "train" for x in phases) and "train" not in phases:
             phases = ["train"] + phases  # inference needs a checkpoint
