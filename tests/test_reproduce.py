@@ -422,3 +422,29 @@ def test_report_names_the_command_that_makes_the_results_not_how_it_was_schedule
 
     argv = ["reproduce", "--data", "d", "--time-limit", "2h", "--out", "R", "--report-only", "--time-limit=90m"]
     assert _making_argv(argv) == ["reproduce", "--data", "d", "--out", "R"]
+
+
+def test_markers_name_their_machine_and_the_report_says_which_machine_ran_which_step(tmp_path):
+    from allmrec.reproduce.plan import Plan, Step
+    from allmrec.reproduce.report import machines_line
+    from allmrec.reproduce.runner import machine, marker_path
+
+    steps = [Step(f"eval/m.{k}", "evaluate", k, ["evaluate"], f"results/m.{k}.json", [], 1.0) for k in "abcd"]
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=steps[:3], tables=[])
+
+    def runner(argv):
+        (tmp_path / "results" / "m.a.json").write_text("{}")
+        return 0
+
+    (tmp_path / "results").mkdir()
+    run_plan(Plan(data="d", budget=plan.budget, llm="l", sbert="s", seed=0, steps=steps[:1], tables=[]), tmp_path,
+             runner=runner, echo=lambda *_: None)
+    assert json.loads(marker_path(tmp_path, steps[0]).read_text())["machine"] == machine() != ""
+    assert machines_line(plan, tmp_path) == f"- machine: {machine()}"
+    # a step finished on another machine, one from before markers named theirs, one not finished (d)
+    marker_path(tmp_path, steps[1]).write_text(json.dumps({"seconds": 1.0, "estimate_s": 1.0, "machine": "Other CPU"}))
+    marker_path(tmp_path, steps[2]).write_text(json.dumps({"seconds": 1.0, "estimate_s": 1.0}))
+    line = machines_line(plan, tmp_path)
+    assert line.startswith("- machines (timings compare only within one): ")
+    assert f"{machine()} (1 step: `eval/m.a`)" in line and "Other CPU (1 step: `eval/m.b`)" in line
+    assert "not recorded (1 step)" in line and "eval/m.d" not in line

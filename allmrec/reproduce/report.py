@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..evaluation.statistics import bootstrap_interval, paired_results_difference
 from .plan import Plan, TableSpec
-from .runner import checkpoint_training_log, is_done, marker_path, training_log_copy
+from .runner import checkpoint_training_log, is_done, machine, marker_path, training_log_copy
 
 #: the paper's Hit@1 (Tables 1, 4-6, 8, 9, 11) for the datasets it used; keys: normalised dataset names
 PAPER_TABLE1 = {
@@ -329,24 +328,25 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            text += f", GPU {torch.cuda.get_device_name(0)}"
-    except ImportError:
-        pass
-    return text
+def machines_line(plan: Plan, root: Path) -> str:
+    """Which machines ran the finished steps (from their markers): a folder filled over several sessions may hold
+    timings of different CPUs, and Table 10's seconds are only comparable within one."""
+    by_machine: dict[str, list[str]] = {}
+    for s in plan.steps:
+        try:
+            name = json.loads(marker_path(root, s).read_text(encoding="utf-8")).get("machine") or "not recorded"
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue  # not finished
+        by_machine.setdefault(name, []).append(s.id)
+    if not by_machine:
+        return f"- machine: {machine()} (this run; no step finished yet)"
+    if len(by_machine) == 1:
+        return f"- machine: {next(iter(by_machine))}" + (" (steps finished before markers named it)"
+                                                          if "not recorded" in by_machine else "")
+    parts = [f"{name} ({len(ids)} step{'s' * (len(ids) > 1)}"
+             + ("" if name == "not recorded" else ": " + ", ".join(f"`{i}`" for i in ids)) + ")"
+             for name, ids in by_machine.items()]
+    return "- machines (timings compare only within one): " + "; ".join(parts)
 
 
 def _wall_time(plan: Plan, root: Path) -> float:
@@ -414,7 +414,7 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
         f"- LLM `{plan.llm}`, SBERT `{plan.sbert}`, seed {plan.seed}; budget: "
         + ", ".join(f"{k}={v}" for k, v in plan.to_dict()["budget"].items() if k != "name"),
         f"- software: " + ", ".join(f"{k} {v}" for k, v in software_versions().items()),
-        f"- machine: {machine()}",
+        machines_line(plan, root),
         "- every cell: mean ± half-width of the 95 % bootstrap interval over the evaluated users (1,000 seeded "
         "resamples); Δ: paired bootstrap on the same users and candidates; bold: best in the column; —: not run.",
     ]

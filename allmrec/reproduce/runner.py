@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import platform
 import shutil
 import sys
 import time
@@ -62,6 +63,27 @@ def is_done(root: Path, step: Step, plan: Plan | None = None) -> bool:
         return False
     readers = plan.readers(step.id)
     return bool(readers) and all(is_done(root, s, plan) for s in readers)
+
+
+def machine() -> str:
+    """The CPU model (the GPU's too, where there is one), core count and OS: what a step's marker records."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -293,7 +315,8 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
             atomic_write_json(training_log_copy(root, step), json.loads(log.read_text(encoding="utf-8")))
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": round(estimate_run, 1),
-                                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                                                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                                    "machine": machine()})
         spent[_rate(step)] = spent.get(_rate(step), 0.0) + seconds
         estimated[_rate(step)] = estimated.get(_rate(step), 0.0) + estimate_run
         ran.append(step.id)
