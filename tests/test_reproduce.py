@@ -448,3 +448,23 @@ def test_markers_name_their_machine_and_the_report_says_which_machine_ran_which_
     assert line.startswith("- machines (timings compare only within one): ")
     assert f"{machine()} (1 step: `eval/m.a`)" in line and "Other CPU (1 step: `eval/m.b`)" in line
     assert "not recorded (1 step)" in line and "eval/m.d" not in line
+
+
+def test_a_timing_table_says_whether_its_rows_ran_on_one_machine(tmp_path):
+    from allmrec.reproduce.plan import Plan, Row, Step, TableSpec
+    from allmrec.reproduce.report import timing_machines_note
+    from allmrec.reproduce.runner import marker_path
+
+    steps = [Step(sid, "train" if sid.startswith("train") else "evaluate", sid, [], f"x/{sid}", [], 1.0)
+             for sid in ("train/a", "eval/a", "train/b", "eval/b")]
+    plan = Plan(data="d", budget=get_budget("demo"), llm="l", sbert="s", seed=0, steps=steps, tables=[])
+    spec = TableSpec("10", "t", rows=[Row("A", {"train": "train/a", "rank": "eval/a"}),
+                                      Row("B", {"train": "train/b", "rank": "eval/b"})])
+    (tmp_path / "done").mkdir()
+    for s in steps:
+        marker_path(tmp_path, s).write_text(json.dumps({"machine": "CPU X"}))
+    assert timing_machines_note(spec, plan, tmp_path) == "Every row measured on one machine: CPU X."
+    marker_path(tmp_path, steps[2]).write_text(json.dumps({"machine": "CPU Y"}))
+    marker_path(tmp_path, steps[3]).write_text(json.dumps({}))  # finished before markers named their machine
+    note = timing_machines_note(spec, plan, tmp_path)
+    assert note.startswith("Not measured on one machine (A: CPU X; B: CPU Y, not recorded)") and "efficiency.py" in note

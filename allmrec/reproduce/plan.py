@@ -375,7 +375,7 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
     if "10" in tables:
         t = TableSpec("10", TABLE_TITLES["10"],
                       note="train: seconds per step of 4 users and minutes per epoch over every training user (steps × "
-                           "s/step); inference: seconds per batch of 4 users in rank mode; same LLM, same machine.")
+                           "s/step); inference: seconds per batch of 4 users in rank mode; same LLM.")
         for label, model, _ in table1_models:
             if label in ("TALLRec", "A-LLMRec", "A-LLMRec_all", "A-LLMRec + LoRA"):
                 t.rows.append(Row(label, {"train": model, "rank": b.evaluate(model, "rank")}))

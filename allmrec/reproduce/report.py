@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.statistics import bootstrap_interval, paired_results_difference
-from .plan import Plan, TableSpec
+from .plan import Plan, Step, TableSpec
 from .runner import checkpoint_training_log, is_done, machine, marker_path, training_log_copy
 
 #: the paper's Hit@1 (Tables 1, 4-6, 8, 9, 11) for the datasets it used; keys: normalised dataset names
@@ -333,11 +333,9 @@ def machines_line(plan: Plan, root: Path) -> str:
     timings of different CPUs, and Table 10's seconds are only comparable within one."""
     by_machine: dict[str, list[str]] = {}
     for s in plan.steps:
-        try:
-            name = json.loads(marker_path(root, s).read_text(encoding="utf-8")).get("machine") or "not recorded"
-        except (OSError, json.JSONDecodeError, AttributeError):
-            continue  # not finished
-        by_machine.setdefault(name, []).append(s.id)
+        name = _marker_machine(root, s)
+        if name is not None:
+            by_machine.setdefault(name, []).append(s.id)
     if not by_machine:
         return f"- machine: {machine()} (this run; no step finished yet)"
     if len(by_machine) == 1:
@@ -347,6 +345,30 @@ def machines_line(plan: Plan, root: Path) -> str:
              + ("" if name == "not recorded" else ": " + ", ".join(f"`{i}`" for i in ids)) + ")"
              for name, ids in by_machine.items()]
     return "- machines (timings compare only within one): " + "; ".join(parts)
+
+
+def _marker_machine(root: Path, step: Step) -> str | None:
+    """The machine a finished step's marker names ("not recorded" for markers older than that field)."""
+    try:
+        return json.loads(marker_path(root, step).read_text(encoding="utf-8")).get("machine") or "not recorded"
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None  # not finished
+
+
+def timing_machines_note(spec: TableSpec, plan: Plan, root: Path) -> str:
+    """Whether a timing table's rows were measured on one machine: seconds from two CPUs do not compare."""
+    by_row = {}
+    for row in spec.rows:
+        names = {_marker_machine(root, plan.step(sid)) for sid in row.results.values()} - {None}
+        if names:
+            by_row[row.label] = ", ".join(sorted(names))
+    machines = set(by_row.values())
+    if len(machines) == 1 and "not recorded" not in next(iter(machines)):
+        return f"Every row measured on one machine: {next(iter(machines))}."
+    if not machines:
+        return ""
+    return ("Not measured on one machine (" + "; ".join(f"{label}: {m}" for label, m in by_row.items())
+            + "): the seconds do not compare across rows; `python benchmarks/efficiency.py` times both models on one.")
 
 
 def _wall_time(plan: Plan, root: Path) -> float:
@@ -440,9 +462,10 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
             continue
         md += [grid.markdown(), ""]
         body_html.append(grid.html())
-        if spec.note:
-            md += [spec.note, ""]
-            body_html.append(f"<p>{html.escape(spec.note)}</p>")
+        note = spec.note + (" " + timing_machines_note(spec, plan, root) if spec.key == "10" else "")
+        if note:
+            md += [note, ""]
+            body_html.append(f"<p>{html.escape(note)}</p>")
         if spec.key == "fig4":
             for row in spec.rows:
                 r = _load(root, plan, row.results["genres"])
