@@ -467,4 +467,4 @@ def test_a_timing_table_says_whether_its_rows_ran_on_one_machine(tmp_path):
     marker_path(tmp_path, steps[2]).write_text(json.dumps({"machine": "CPU Y"}))
     marker_path(tmp_path, steps[3]).write_text(json.dumps({}))  # finished before markers named their machine
     note = timing_machines_note(spec, plan, tmp_path)
-    assert note.startswith("Not measured on one machine (A: CPU X; B: CPU Y, not recorded)") and "efficiency.py" in note
+    assert note.startswith("Not known to be timed on one machine (A: CPU X; B: CPU Y, not recorded)") and "efficiency.py" in note

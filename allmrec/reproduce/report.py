@@ -367,7 +367,7 @@ def timing_machines_note(spec: TableSpec, plan: Plan, root: Path) -> str:
         return f"Every row measured on one machine: {next(iter(machines))}."
     if not machines:
         return ""
-    return ("Not measured on one machine (" + "; ".join(f"{label}: {m}" for label, m in by_row.items())
+    return ("Not known to be timed on one machine (" + "; ".join(f"{label}: {m}" for label, m in by_row.items())
             + "): the seconds do not compare across rows; `python benchmarks/efficiency.py` times both models on one.")
 
 
