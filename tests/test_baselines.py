@@ -389,13 +389,15 @@ def test_mlpllm_and_allmrec_differ_only_in_the_alignment_module(inputs, tmp_path
     assert (ca["latent_dim"], cm["latent_dim"]) == (LATENT, d)
 
 
-def test_mlpllm_trains_with_the_stage2_trainer_and_evaluates(inputs, tmp_path):
+def test_mlpllm_trains_with_the_stage2_trainer_and_evaluates(inputs, tmp_path, capsys):
     from allmrec.model.modeling_allmrec import ALLMRecForRecommendation
 
     out = tmp_path / "mlpllm"
     rc = main(["train", "mlpllm", "--data", str(inputs.data), "--cf-model", str(inputs.cf), "--llm", str(inputs.llm),
                "--out", str(out), "--max-steps", "2", "--eval-users", "4", "--no-progress"])
     assert rc == 0
+    printed = capsys.readouterr().out
+    assert "MLP-LLM done: 2 steps" in printed and f"checkpoint: {out}" in printed and "nan" not in printed
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["baseline"], cfg["alignment"], cfg["stage1_path"], cfg["latent_dim"]) == ("mlp-llm", "none", None, 8)
     assert cfg["cf_model_path"] == str(inputs.cf)

@@ -351,3 +351,15 @@ def test_every_recipe_and_field_choice_is_accepted_by_the_cli():
             args = parser.parse_args(["stage2", "--data", "d", "--stage1", "s", "--llm", "l", "--out", "o",
                                       "--" + name.replace("_", "-"), v])
             assert getattr(args, name) == v
+
+
+def test_the_end_of_training_line_says_what_checkpoint_was_kept():
+    from allmrec.training.prompt_loop import training_summary
+
+    log = {"steps": 480, "samples_seen": 1918, "train_samples_per_second": 0.96, "best": None}
+    line = training_summary("TALLRec", log, "runs/t", ", 460,800 trainable LoRA parameters")
+    # no validation ran: no "nan at step -", the last step is the checkpoint
+    assert line == ("TALLRec done: 480 steps, 1918 samples (0.96 samples/s), 460,800 trainable LoRA parameters; "
+                    "no validation (--valid-users 0): the checkpoint is step 480; checkpoint: runs/t")
+    log["best"] = {"hit@1": 0.3125, "step": 160}
+    assert "best validation Hit@1 0.3125 at step 160; checkpoint: runs/t" in training_summary("stage 2", log, "runs/t")

@@ -110,13 +110,10 @@ def register_train(sub) -> None:
 def run_train_tallrec(args) -> int:
     from .training import arguments_from_namespace, train_tallrec
 
+    from ..training.prompt_loop import training_summary
+
     log = train_tallrec(arguments_from_namespace(args))
-    best = log.get("best") or {}
-    print(
-        f"TALLRec done: {log['steps']} steps, {log['samples_seen']} samples ({log['train_samples_per_second']} "
-        f"samples/s), {log['trainable_parameters']:,} trainable LoRA parameters; best validation Hit@1 "
-        f"{best.get('hit@1', float('nan')):.4f} at step {best.get('step', '-')}; adapter: {args.out}"
-    )
+    print(training_summary("TALLRec", log, args.out, f", {log['trainable_parameters']:,} trainable LoRA parameters"))
     return 0
 
 
@@ -126,13 +123,10 @@ def run_train_mlpllm(args) -> int:
 
     names = {f.name for f in fields(Stage2TrainingArguments)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    from ..training.prompt_loop import training_summary
+
     log = train_mlpllm(Stage2TrainingArguments(stage1="", item_embedding="cf", **values))
-    best = log.get("best") or {}
-    print(
-        f"MLP-LLM done: {log['steps']} steps, {log['samples_seen']} samples ({log['train_samples_per_second']} "
-        f"samples/s); best validation Hit@1 {best.get('hit@1', float('nan')):.4f} at step {best.get('step', '-')}; "
-        f"checkpoint: {args.out}"
-    )
+    print(training_summary("MLP-LLM", log, args.out))
     return 0
 
 

@@ -73,13 +73,10 @@ def register_train(sub) -> None:
 def run_train(args) -> int:
     from .training import arguments_from_namespace, train_stage2
 
+    from ..training.prompt_loop import training_summary
+
     log = train_stage2(arguments_from_namespace(args))
-    best = log.get("best") or {}
-    print(
-        f"stage 2 done: {log['steps']} steps, {log['samples_seen']} samples "
-        f"({log['train_samples_per_second']} samples/s); best validation Hit@1 "
-        f"{best.get('hit@1', float('nan')):.4f} at step {best.get('step', '-')}; checkpoint: {args.out}"
-    )
+    print(training_summary("stage 2", log, args.out))
     return 0
 
 

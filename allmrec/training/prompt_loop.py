@@ -225,4 +225,18 @@ def run_prompt_training(args, accelerator, model, optimizer, samples, log: dict,
     return final
 
 
-__all__ = ["PromptLoopHooks", "run_prompt_training", "TRAINING_LOG"]
+def training_summary(name: str, log: dict, out, extra: str = "") -> str:
+    """The one line a prompt-model trainer's CLI prints when it ends: steps, throughput, what was kept and where.
+
+    Without validation (``--valid-users 0``) there is no best step to report: the last step is the checkpoint.
+    """
+    best = log.get("best") or {}
+    if "hit@1" in best:
+        kept = f"best validation Hit@1 {best['hit@1']:.4f} at step {best.get('step', '-')}"
+    else:
+        kept = f"no validation (--valid-users 0): the checkpoint is step {log['steps']}"
+    return (f"{name} done: {log['steps']} steps, {log['samples_seen']} samples ({log['train_samples_per_second']} "
+            f"samples/s){extra}; {kept}; checkpoint: {out}")
+
+
+__all__ = ["PromptLoopHooks", "run_prompt_training", "training_summary", "TRAINING_LOG"]
