@@ -207,7 +207,9 @@ def main(argv=None) -> int:
     p.add_argument("--stage1", help="stage-1 output directory for A-LLMRec (default: random tables)")
     p.add_argument("--llm", default="smollm2-135m-instruct", help="the LLM both models use")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of train,rank,generate")
-    p.add_argument("--recipe", default="listwise", choices=("listwise", "index-lora", "paper"),
+    from allmrec.model.cli import RECIPE_NAMES  # light: argparse and dataclasses, no torch
+
+    p.add_argument("--recipe", default="listwise", choices=RECIPE_NAMES,
                    help="A-LLMRec's stage-2 recipe (allmrec train stage2 --recipe): what its step and rank pass cost "
                         "(index-lora: one-label answers, one forward pass per user in rank mode)")
     p.add_argument("--train-steps", type=int, default=3, help="training steps to time (paper budget: 5 epochs)")

@@ -363,10 +363,11 @@ def timing_machines_note(spec: TableSpec, plan: Plan, root: Path) -> str:
         if names:
             by_row[row.label] = ", ".join(sorted(names))
     machines = set(by_row.values())
-    if len(machines) == 1 and "not recorded" not in next(iter(machines)):
-        return f"Every row measured on one machine: {next(iter(machines))}."
     if not machines:
         return ""
+    (only, *others) = machines
+    if not others and "not recorded" not in only:
+        return f"Every row measured on one machine: {only}."
     return ("Not known to be timed on one machine (" + "; ".join(f"{label}: {m}" for label, m in by_row.items())
             + "): the seconds do not compare across rows; `python benchmarks/efficiency.py` times both models on one.")
 

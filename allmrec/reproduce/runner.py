@@ -261,6 +261,7 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
     # trainings and LLM steps, so each rate is rescaled by its own ratio
     spent, estimated = _measured(root, plan)
     n = len(plan.steps)
+    here = machine()  # what every marker of this run records
 
     def cost(s: Step) -> float:  # rescaled by its rate's measured ratio, less what a saved training state holds
         return remaining_seconds([s], spent, estimated) * (1.0 - trained_fraction(s, root))
@@ -316,7 +317,7 @@ def run_plan(plan: Plan, root: str | Path, runner: Callable[[list[str]], int] | 
         atomic_write_json(marker_path(root, step), {"id": step.id, "command": "allmrec " + " ".join(argv),
                                                     "seconds": round(seconds, 1), "estimate_s": round(estimate_run, 1),
                                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                                    "machine": machine()})
+                                                    "machine": here})
         spent[_rate(step)] = spent.get(_rate(step), 0.0) + seconds
         estimated[_rate(step)] = estimated.get(_rate(step), 0.0) + estimate_run
         ran.append(step.id)
