@@ -1,17 +1,17 @@
 """``allmrec demo`` (``make demo``): the whole pipeline on MovieLens-100K, offline, on a CPU.
 
-prepare → SASRec → stage 1 (MiniLM fine-tuned) → stage 2 (frozen SmolLM2-135M-Instruct) → evaluate
+prepare → SASRec → stage 1 (MiniLM fine-tuned) → stage 2 (SmolLM2-135M-Instruct with LoRA) → evaluate
 A-LLMRec, SASRec and the zero-shot LLM (the paper's LLM-Only: same prompt without soft tokens) on
 identical stored candidates → one table, ``results/*.json`` and a Hit@1 bar chart like the
 paper's Figure 1.
 
-The default budget aims at 30 minutes on a 2-core machine; it is printed at the start. Stage 2 runs the
-``index-lora`` recipe (``allmrec train stage2 --help``): 20 epochs of the matching loss alone (no LLM pass, seconds),
+The default budget aims at 30 minutes on a 2-core machine; it is printed at the start. Stage 2 runs the default
+recipe, ``index-lora`` (:mod:`allmrec.model.recipes`): 20 epochs of the matching loss alone (no LLM pass, seconds),
 then 60 LLM steps (240 prompts) in which the projectors and rank-8 LoRA adapters on the LLM learn to answer with the
-label of the chosen candidate: the recipe that learns fastest on a small LLM (README, "One-label answers + LoRA").
+label of the chosen candidate: the recipe that learns fastest on a small LLM (docs/training.md).
 60 steps because a step measured 6.0, 8.9 and 14.4 s on three 2-core machines of the same kind: at the slowest,
-60 steps are 14 min and the whole demo stays under 30. ``--stage2-recipe listwise`` keeps the LLM frozen (the
-frozen-LLM default of ``allmrec train stage2``); ``paper`` is the paper's Eq. 8. The LLM-based models are scored on
+60 steps are 14 min and the whole demo stays under 30. ``--stage2-recipe listwise`` keeps the LLM frozen;
+``paper`` is the paper's Eq. 8. The LLM-based models are scored on
 the same 200 seeded test users (SASRec also on all users); every Hit@1 is printed with its 95 % bootstrap interval.
 """
 
@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .model.recipes import DEFAULT_RECIPE
+
 
 @dataclass
 class DemoBudget:
@@ -31,7 +33,7 @@ class DemoBudget:
     stage1_epochs: int = field(default=3, metadata={"help": "stage-1 epochs over all users (paper: 10)"})
     stage1_sbert_layers: int = field(default=2, metadata={"help": "fine-tune only the top N SBERT layers (0: all, the paper)"})
     stage2_steps: int = field(default=60, metadata={"help": "stage-2 LLM steps of batch 4 after the recipe's matching pre-training (paper: 5 epochs)"})
-    stage2_recipe: str = field(default="index-lora", metadata={"help": "stage-2 recipe: index-lora (one-label answers + LoRA r8 on the LLM: learns fastest, the best measured), listwise (frozen LLM, ~2x slower steps) or paper (Eq. 8)"})
+    stage2_recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "stage-2 recipe (allmrec train stage2 --recipe): index-lora (one-label answers + LoRA r8 on the LLM: the default, the best measured), listwise (frozen LLM, ~2x slower steps) or paper (Eq. 8)"})
     stage2_valid_users: int = field(default=0, metadata={"help": "validation users for stage-2 early stopping (0: none)"})
     eval_users: int = field(default=200, metadata={"help": "seeded subset of test users scored by the LLM-based models (>= 200 keeps the interval near ±0.06)"})
     modes: str = field(default="rank", metadata={"help": "evaluation modes of the LLM-based models (rank, generate or rank,generate)"})
@@ -98,7 +100,7 @@ def run(args) -> int:
            *(["--sbert-train-layers", str(budget.stage1_sbert_layers)] if budget.stage1_sbert_layers else [])])
     timings["train_stage1"] = time.perf_counter() - t
 
-    t = _step(f"4/5 stage 2: project into the frozen {args.llm} ({budget.stage2_steps} steps of 4 prompts)")
+    t = _step(f"4/5 stage 2: project into {args.llm} ({budget.stage2_recipe} recipe, {budget.stage2_steps} steps of 4 prompts)")
     _call(["train", "stage2", "--data", str(data), "--stage1", str(s1), "--llm", args.llm, "--out", str(s2),
            "--max-steps", str(budget.stage2_steps), "--valid-users", str(budget.stage2_valid_users), "--seed", seed,
            "--recipe", budget.stage2_recipe,

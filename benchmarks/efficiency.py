@@ -49,7 +49,8 @@ PAPER = {"train": 2.53, "inference": 1.71}
 # ---------------------------------------------------------------------------------------------- workers
 def _train(args) -> dict:
     common = dict(data=args.data, llm=args.llm, out=args.model, max_steps=args.train_steps, batch_size=args.batch_size,
-                  valid_users=0, progress=False, overwrite=True, seed=args.seed)
+                  valid_users=0, progress=False, overwrite=True, seed=args.seed, mixed_precision=args.mixed_precision,
+                  llm_dtype=args.llm_dtype)
     if args.which == "allmrec":
         from allmrec.model.training import Stage2TrainingArguments, train_stage2
 
@@ -139,7 +140,8 @@ def _run_phase(args, which: str, phase: str, model_dir: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", phase, "--which", which, "--model", model_dir, "--data", args.data,
            "--stage1", args.stage1, "--llm", args.llm, "--train-steps", str(args.train_steps),
            "--batch-size", str(args.batch_size), "--users", str(args.users), "--infer-batch", str(args.infer_batch),
-           "--threads", str(args.threads), "--seed", str(args.seed), "--recipe", args.recipe]
+           "--threads", str(args.threads), "--seed", str(args.seed), "--recipe", args.recipe,
+           "--mixed-precision", args.mixed_precision, "--llm-dtype", args.llm_dtype]
     if args.stop_at_answer:
         cmd.append("--stop-at-answer")
     if args.merge_lora:
@@ -207,11 +209,16 @@ def main(argv=None) -> int:
     p.add_argument("--stage1", help="stage-1 output directory for A-LLMRec (default: random tables)")
     p.add_argument("--llm", default="smollm2-135m-instruct", help="the LLM both models use")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset of train,rank,generate")
-    from allmrec.model.cli import RECIPE_NAMES  # light: argparse and dataclasses, no torch
+    from allmrec.model.recipes import DEFAULT_RECIPE, RECIPE_NAMES  # light: no torch
 
-    p.add_argument("--recipe", default="listwise", choices=RECIPE_NAMES,
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES,
                    help="A-LLMRec's stage-2 recipe (allmrec train stage2 --recipe): what its step and rank pass cost "
                         "(index-lora: one-label answers, one forward pass per user in rank mode)")
+    p.add_argument("--mixed-precision", default="auto", choices=("auto", "no", "bf16"),
+                   help="training autocast of both models (allmrec train ... --mixed-precision): auto picks bf16 on a "
+                        "CPU with AVX512-BF16/AMX, no = fp32")
+    p.add_argument("--llm-dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="weight dtype of the LLM during training (allmrec train ... --llm-dtype; auto: fp32 on a CPU)")
     p.add_argument("--train-steps", type=int, default=3, help="training steps to time (paper budget: 5 epochs)")
     p.add_argument("--batch-size", type=int, default=4, help="training users per step (paper: 4 for both)")
     p.add_argument("--users", type=int, default=4, help="timed test users per inference mode (after a 1-user warm-up)")
@@ -253,8 +260,9 @@ def main(argv=None) -> int:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores), {args.threads} torch threads"
     results.update({"llm": args.llm, "data": args.data, "device": device, "batch_size": args.batch_size,
                     "infer_batch": args.infer_batch, "train_steps": args.train_steps, "users": args.users,
-                    "stop_at_answer": args.stop_at_answer, "recipe": args.recipe, "merge_lora": args.merge_lora, "wall_seconds": round(time.perf_counter() - start, 1)})
-    header = (f"A-LLMRec (stage 2, recipe {args.recipe}) vs TALLRec (LoRA), LLM {args.llm}, data {Path(args.data).name}, {device}; "
+                    "stop_at_answer": args.stop_at_answer, "recipe": args.recipe, "mixed_precision": args.mixed_precision, "llm_dtype": args.llm_dtype, "merge_lora": args.merge_lora, "wall_seconds": round(time.perf_counter() - start, 1)})
+    header = (f"A-LLMRec (stage 2, recipe {args.recipe}) vs TALLRec (LoRA), LLM {args.llm}, data {Path(args.data).name}, {device}, "
+              f"training precision {args.mixed_precision}, LLM weights {args.llm_dtype}; "
               f"{args.train_steps} training steps of {args.batch_size}, {args.users} users per inference mode"
               + ("; TALLRec LoRA merged for inference" if args.merge_lora else ""))
     print("\n" + format_table(results, header))

@@ -229,10 +229,10 @@ def test_recipes_fill_only_unset_fields(stage2_inputs, tmp_path):
     args = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "a"), recipe="paper", lr=3e-4)
     args.validate()
     assert (args.objective, args.prompt_layout, args.targets, args.lr) == ("token", "paper", "last", 3e-4)
-    default = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"))
-    default.validate()
-    assert {k: getattr(default, k) for k in RECIPES["listwise"]} == RECIPES["listwise"]
-    assert (default.answer_format, default.llm_lora_rank, default.lora_lr) == ("title", 0, None)  # frozen LLM
+    frozen = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "b"), recipe="listwise")
+    frozen.validate()
+    assert {k: getattr(frozen, k) for k in RECIPES["listwise"]} == RECIPES["listwise"]
+    assert (frozen.answer_format, frozen.llm_lora_rank, frozen.lora_lr) == ("title", 0, None)  # frozen LLM
     best = Stage2TrainingArguments(data=str(data), stage1=str(s1), out=str(tmp_path / "e"), recipe="index-lora", lora_lr=1e-4)
     best.validate()
     assert (best.answer_format, best.llm_lora_rank, best.lora_lr, best.objective) == ("index", 8, 1e-4, "token+listwise")
@@ -363,3 +363,28 @@ def test_the_end_of_training_line_says_what_checkpoint_was_kept():
                     "no validation (--valid-users 0): the checkpoint is step 480; checkpoint: runs/t")
     log["best"] = {"hit@1": 0.3125, "step": 160}
     assert "best validation Hit@1 0.3125 at step 160; checkpoint: runs/t" in training_summary("stage 2", log, "runs/t")
+
+
+def test_train_stage2_without_a_recipe_trains_what_the_demo_trains():
+    """One default: `allmrec train stage2` with no --recipe resolves to exactly the fields the demo's stage-2
+    command resolves to (the demo passes its recipe explicitly), and that recipe is the recipes table's default."""
+    import argparse
+
+    from allmrec.demo import DemoBudget
+    from allmrec.model.cli import register_train
+    from allmrec.model.recipes import DEFAULT_RECIPE, RECIPES
+    from allmrec.model.training import arguments_from_namespace
+    from allmrec.reproduce.budgets import BUDGETS
+
+    parser = argparse.ArgumentParser()
+    register_train(parser.add_subparsers())
+    base = ["stage2", "--data", "d", "--stage1", "s", "--llm", "l", "--out", "o"]
+    plain = arguments_from_namespace(parser.parse_args(base))
+    demo = arguments_from_namespace(parser.parse_args([*base, "--recipe", DemoBudget().stage2_recipe]))
+    plain.apply_recipe()
+    demo.apply_recipe()
+    assert plain == demo
+    assert plain.recipe == DemoBudget().stage2_recipe == DEFAULT_RECIPE == "index-lora"
+    assert {k: getattr(plain, k) for k in RECIPES[DEFAULT_RECIPE]} == RECIPES[DEFAULT_RECIPE]
+    assert (plain.answer_format, plain.llm_lora_rank) == ("index", 8)
+    assert all(b.stage2_recipe == DEFAULT_RECIPE for b in BUDGETS.values())

@@ -14,7 +14,8 @@ from dataclasses import MISSING
 _TRAIN_DESCRIPTION = """\
 Stage 2 of A-LLMRec (paper §4.2): train the projectors F_U (CF user representation -> LLM token) and
 F_I (stage-1 joint item embedding -> LLM token) so that a frozen LLM, reading them as soft tokens in the
-Figure-3 prompt, names the user's next item among 20 candidates. Only F_U and F_I train.
+Figure-3 prompt, names the user's next item among 20 candidates. The paper trains only F_U and F_I (--recipe
+paper); the default recipe also trains rank-8 LoRA adapters on the LLM and answers with one candidate label.
 
 Writes OUT/ atomically: config.json, model.safetensors (projectors, the frozen CF model, stage-1 item
 tables; never the LLM weights), item_catalogue.json and training_log.json.
@@ -24,8 +25,7 @@ Example (offline):
 """
 
 _REQUIRED = ("data", "stage1", "llm", "out")
-#: the keys of training.RECIPES (tested), here so the CLI and the reproduce budgets need no torch import
-RECIPE_NAMES = ("listwise", "index-lora", "paper")
+from .recipes import DEFAULT_RECIPE, RECIPE_NAMES  # noqa: E402  (light: no torch)
 _CHOICES = {
     "prompt_style": ("paper", "official", "fig6"),
     "item_embedding": ("cf", "text", "auto"),

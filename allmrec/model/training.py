@@ -7,18 +7,20 @@ items the user never interacted with (train, valid or test), shuffled. Every dra
 ``numpy.random.default_rng((seed, epoch, user_id))``, so a run is reproducible and independent of batch
 order. Loss = the LLM's token cross-entropy on the target title + EOS only.
 
-That is ``--recipe paper``. The default ``--recipe listwise`` (not in the paper; measured in the README and
+That is ``--recipe paper``. The ``listwise`` recipe (not in the paper; measured in ``docs/training.md`` and
 ``benchmarks/stage2_learning.py``) changes what stops a small LLM from learning the choice: the loss is the
 listwise cross-entropy of the target among the 20 candidates' answer likelihoods plus the token loss
 (``--objective``), the soft tokens go before the titles with the user token right before the answer
 (``--prompt-layout copy``), x^u and e_i are standardised (``--input-standardization zscore``), lr 1e-3 with warm-up and cosine decay, and every position of a training
 sequence can be a target (``--targets all``: the paper's A-LLMRec_all, §5.4.2). A matching loss (CE of the target under
 cos(O_u, O_i) over the candidates, ``--match-weight``) is added, and run alone for ``--match-pretrain-epochs`` before
-the LLM steps (:func:`pretrain_matching`, seconds). Every field can be set on its own; the recipe only fills the ones not given.
+the LLM steps (:func:`pretrain_matching`, seconds). The default recipe, ``index-lora``, is ``listwise`` with one-label
+answers and LoRA on the LLM (:mod:`allmrec.model.recipes`). Every field can be set on its own; the recipe only fills
+the ones not given.
 
 Loop: ``accelerate`` (CPU / one GPU / several GPUs alike), Adam(lr 1e-4, betas (0.9, 0.98)), batch 4,
 5 epochs (paper); optional step / user budgets for demos; bf16 (fp16 without bf16 support) autocast on a
-GPU; optional gradient checkpointing of the frozen LLM. Validation = rank-mode Hit@1 on a seeded subset of
+GPU and on a CPU with AVX512-BF16 / AMX; optional gradient checkpointing of the frozen LLM. Validation = rank-mode Hit@1 on a seeded subset of
 validation users, after each epoch (or every ``eval_every`` steps); the best state is written atomically to
 ``--out`` (never the LLM weights) and training stops after ``patience`` validations without improvement.
 ``training_log.json`` records losses, validations and per-stage timings.
@@ -39,6 +41,7 @@ from ..training.prompt_loop import TRAINING_LOG, PromptLoopHooks, run_prompt_tra
 from ..utils.io import atomic_directory, atomic_write_json
 from ..utils.logging import StageTimer, get_logger
 from ..utils.seeding import set_seed
+from .recipes import DEFAULT_RECIPE, RECIPES
 
 logger = get_logger(__name__)
 
@@ -54,7 +57,7 @@ class Stage2TrainingArguments(PromptTrainingArguments):
     cf_model: str | None = field(default=None, metadata={"help": "CF checkpoint; default: the cf_model_path recorded by stage 1"})
     epochs: int = field(default=5, metadata={"help": "passes over the training users (paper: 5)"})
     batch_size: int = field(default=4, metadata={"help": "users per optimisation step (paper: 4; official code: 2)"})
-    recipe: str = field(default="listwise", metadata={"help": "preset for the fields below left unset: listwise (default: learns on a small LLM, frozen LLM), index-lora (listwise + one-label answers + LoRA r8 on the LLM: the best measured, not the paper's frozen LLM) or paper (§5.1 / Eq. 8)"})
+    recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": f"preset for the fields below left unset (default {DEFAULT_RECIPE}): index-lora (listwise + one-label answers + LoRA r8 on the LLM: the best measured, not the paper's frozen LLM), listwise (listwise + matching losses, frozen LLM) or paper (§5.1 / Eq. 8)"})
     objective: str | None = field(default=None, metadata={"help": "token (paper Eq. 8), listwise (softmax CE over the candidates' answer likelihoods) or token+listwise"})
     listwise_normalization: str | None = field(default=None, metadata={"help": "candidate score in the listwise loss: sum (log P(answer)) or mean (per token; does not favour short titles)"})
     targets: str | None = field(default=None, metadata={"help": "last (paper: the last training item) or all (A-LLMRec_all, §5.4.2: any position of the sequence, seeded per (user, position, epoch))"})
@@ -122,22 +125,6 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "soft_tokens": ("both", "user", "items"), "item_table": ("stage1", "random"), "answer_format": ("title", "index"),
 }
 
-#: ``--recipe`` presets: the value of every field the user leaves unset
-RECIPES: dict[str, dict[str, Any]] = {
-    "paper": {"objective": "token", "listwise_normalization": "mean", "targets": "last", "prompt_layout": "paper",
-              "input_standardization": "none", "soft_token_norm": "none", "lr": 1e-4, "lr_schedule": "constant",
-              "warmup_steps": 0, "match_weight": 0.0, "match_pretrain_epochs": 0, "user_token_teacher": 0.0,
-              "answer_format": "title", "llm_lora_rank": 0},
-    "listwise": {"objective": "token+listwise", "listwise_normalization": "mean", "targets": "all", "prompt_layout": "copy",
-                 "input_standardization": "zscore", "soft_token_norm": "none", "lr": 1e-3, "lr_schedule": "cosine",
-                 "warmup_steps": 10, "match_weight": 1.0, "match_pretrain_epochs": 20, "user_token_teacher": 0.0,
-                 "answer_format": "title", "llm_lora_rank": 0},
-}
-# The best measured on ml-100k / SmolLM2-135M (README, stop 16): the listwise recipe with one-label answers, so the
-# listwise loss puts all of its gradient on the choice and a step costs a third of a title step (the 20 answers are
-# one token each), and LoRA r8 on the LLM's attention, which learns to read the soft tokens that a frozen 135M LLM
-# follows only half of the time. The paper keeps the LLM frozen: this is an option, never the paper's setting.
-RECIPES["index-lora"] = {**RECIPES["listwise"], "answer_format": "index", "llm_lora_rank": 8, "lora_lr": 6e-4}
 
 
 # ---------------------------------------------------------------------------------------------- samples

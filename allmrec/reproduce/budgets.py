@@ -1,7 +1,7 @@
 """How much work ``allmrec reproduce`` does per experiment: three named budgets plus per-field overrides.
 
 ``demo`` is a smoke run of every table on 2 CPU cores (the numbers are noise: 20 users, 3 LLM steps);
-``cpu`` is a budget where A-LLMRec learns: the ``index-lora`` recipe (one-label answers + LoRA r8, the demo's) for
+``cpu`` is a budget where A-LLMRec learns: the default ``index-lora`` recipe (one-label answers + LoRA r8) for
 60 LLM steps after its matching pre-training, the same 60 steps for MLP-LLM (same recipe) and TALLRec, 200 seeded
 test users per cell (one Hit@1 interval is about ±0.06), rank mode only: several hours on 2 cores, resumable
 across sessions; ``paper`` is the paper's schedule (§5.1 / Table 3) on every user, in both modes. Every budget
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import AllmrecError
-from ..model.cli import RECIPE_NAMES
+from ..model.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ReproduceBudget:
     genre_users: int = field(metadata={"help": "users asked the favourite-genre question (Figure 4)"})
     valid_users: int = field(default=0, metadata={"help": "stage-2 / TALLRec validation users for early stopping (0 = none)"})
     all_targets: bool = field(default=True, metadata={"help": "plan Table 1's A-LLMRec_all row (§5.4.2: stage 1 --all-items, stage 2 --targets all), the costliest row"})
-    stage2_recipe: str = field(default="listwise", metadata={"help": "stage-2 recipe of the A-LLMRec rows, MLP-LLM and every stage-2 ablation (allmrec train stage2 --recipe); the paper-recipe row keeps paper"})
+    stage2_recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "stage-2 recipe of the A-LLMRec rows, MLP-LLM and every stage-2 ablation (allmrec train stage2 --recipe); the paper-recipe row keeps paper"})
 
     def with_overrides(self, text: str | None) -> "ReproduceBudget":
         """``"stage2_steps=2,eval_users=8"`` → a copy with those fields changed (values parsed as the field's type)."""
@@ -70,10 +70,10 @@ BUDGETS: dict[str, ReproduceBudget] = {
     # lora_rank 0: index-lora already trains LoRA on the LLM, so there is no separate "A-LLMRec + LoRA" row
     "cpu": ReproduceBudget(name="cpu", cf_epochs=60, stage1_epochs=3, stage1_sbert_layers=2, stage2_steps=60,
                            stage2_epochs=1, lora_rank=0, tallrec_steps=60, tallrec_epochs=1, eval_users=200,
-                           generate=False, genre_users=100, stage2_recipe="index-lora"),
+                           generate=False, genre_users=100),
     "paper": ReproduceBudget(name="paper", cf_epochs=200, stage1_epochs=10, stage1_sbert_layers=0, stage2_steps=0,
                              stage2_epochs=5, lora_rank=0, tallrec_steps=0, tallrec_epochs=5, eval_users=0,
-                             generate=True, genre_users=0, valid_users=200, stage2_recipe="index-lora"),
+                             generate=True, genre_users=0, valid_users=200),
 }
 
 #: seconds, measured on 2 CPU cores with SmolLM2-135M-Instruct fp32 and MiniLM (see the module docstring)
