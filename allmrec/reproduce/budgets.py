@@ -37,6 +37,7 @@ class ReproduceBudget:
     generate: bool = field(metadata={"help": "also score Table 1's LLM models in generate mode (the paper's protocol)"})
     genre_users: int = field(metadata={"help": "users asked the favourite-genre question (Figure 4)"})
     valid_users: int = field(default=0, metadata={"help": "stage-2 / TALLRec validation users for early stopping (0 = none)"})
+    eval_every: int = field(default=0, metadata={"help": "with valid_users: validate every N LLM steps, a learning curve in the report (0 = after each epoch)"})
     all_targets: bool = field(default=True, metadata={"help": "plan Table 1's A-LLMRec_all row (§5.4.2: stage 1 --all-items, stage 2 --targets all), the costliest row"})
     stage2_recipe: str = field(default=DEFAULT_RECIPE, metadata={"help": "stage-2 recipe of the A-LLMRec rows, MLP-LLM and every stage-2 ablation (allmrec train stage2 --recipe); the paper-recipe row keeps paper"})
 

@@ -156,7 +156,8 @@ class _Builder:
         out = ["--max-steps", str(steps)] if steps else ["--epochs", str(epochs)]
         if not steps or steps >= 40:  # long enough to be worth resuming: a killed step goes on from its last state
             out += ["--save-state-every", "20"]
-        return out + ["--valid-users", str(self.b.valid_users), "--seed", self.seed, "--no-progress"]
+        every = ["--eval-every", str(self.b.eval_every)] if self.b.valid_users and self.b.eval_every else []
+        return out + ["--valid-users", str(self.b.valid_users), *every, "--seed", self.seed, "--no-progress"]
 
     def _stage2_cost(self, argv: list[str]) -> tuple[float, str]:
         """(estimate, rate) of a stage-2 / MLP-LLM training: its recipe decides the cost of a step."""
