@@ -3,19 +3,26 @@ same validation users, same seed → a Markdown table and a learning-curve PNG.
 
 Each variant is one ``allmrec train stage2`` run (a subprocess, so runs never share threads) of ``--steps``
 steps that validates every ``--eval-every`` steps on the same seeded ``--valid-users`` validation users
-(rank mode, stored candidates; chance = 1/20). Variants are the default recipe with one field changed, so each row
-says what that field is worth; ``paper`` is ``--recipe paper`` (the paper's token loss, layout and lr):
+(rank mode, stored candidates; chance = 1/20). Variants are the default recipe (``index-lora``,
+:mod:`allmrec.model.recipes`) with one field changed, so each row says what that field is worth; ``paper`` is
+``--recipe paper`` (the paper's token loss, layout and lr). Variants that read another stage-1 output (``infonce``:
+stage 1 trained with ``--match-loss infonce``) take it from ``--stage1-for NAME=DIR``. With ``--test-users N`` each
+finished run is also scored on N seeded test users (``allmrec evaluate --mode rank``), overall and on cold targets:
 
     python benchmarks/stage2_learning.py --data D --stage1 S1 --out runs/learning \\
         --variants default,paper,paper-lr1e-3,token,listwise,sum,paper-layout,no-zscore,no-norm,last-targets
-    python benchmarks/stage2_learning.py ... --include default=runs/s2_listwise   # reuse a finished run's log
+    python benchmarks/stage2_learning.py --data D --stage1 S1 --out runs/levers --steps 480 --eval-every 80 \\
+        --valid-users 200 --test-users 1000 --variants default,fp32,auto,text-mix,infonce,infonce-text-mix \\
+        --stage1-for infonce=S1_INFONCE --stage1-for infonce-text-mix=S1_INFONCE
+    python benchmarks/stage2_learning.py ... --include default=runs/s2   # reuse a finished run's log
 
 MLP-LLM (raw CF item embeddings instead of the stage-1 table) is ``--stage1`` = the identity alignment that
 ``allmrec train mlpllm`` writes next to its output (``.<out>.mlpllm-identity``).
 
 Writes ``OUT/learning.md`` (final / best Hit@1, step of the best, seconds per step, final loss) and
 ``OUT/learning_curves.png``; runs that already finished (``OUT/<variant>/training_log.json``) are not re-run.
-A 2-core CPU runs one variant at a time: a SmolLM2-135M listwise step of 4 users took ~20 s there (fp32, AVX2).
+A 2-core CPU runs one variant at a time: a SmolLM2-135M listwise step of 4 users took ~20 s there (fp32, AVX2);
+an index-lora step 6.2 s on a 2-core AMD EPYC with AVX512-BF16 (bf16 autocast, the default there).
 """
 
 from __future__ import annotations
@@ -44,16 +51,25 @@ VARIANTS: dict[str, list[str]] = {
     "teacher": ["--user-token-teacher", "0.5"],
     "lora": ["--llm-lora-rank", "8", "--lora-lr", "3e-4"],
     "index": ["--answer-format", "index"],
-    "index-lora": ["--recipe", "index-lora"],  # the best measured: one-label answers + LoRA r8 (lora-lr 6e-4)
+    "index-lora": ["--recipe", "index-lora"],  # one-label answers + LoRA r8 (lora-lr 6e-4)
+    "listwise-frozen": ["--recipe", "listwise"],  # title answers, frozen LLM
+    "fp32": ["--mixed-precision", "no"],  # the quality check of bf16 autocast: the same run in fp32
+    "auto": ["--item-embedding", "auto"],  # q_i for items never trained on (F_I trained on e_i only)
+    "text-mix": ["--text-item-prob", "0.5", "--item-embedding", "auto"],  # F_I trained on e_i and q_i
+    "infonce": [],  # stage 1 with --match-loss infonce (--stage1-for infonce=DIR)
+    "infonce-auto": ["--item-embedding", "auto"],
+    "infonce-text-mix": ["--text-item-prob", "0.5", "--item-embedding", "auto"],
 }
+#: variants that need their own stage-1 output (``--stage1-for NAME=DIR``)
+OWN_STAGE1 = ("infonce", "infonce-auto", "infonce-text-mix")
 
 
-def run_variant(name: str, flags: list[str], args, out: Path) -> Path:
+def run_variant(name: str, flags: list[str], args, out: Path, stage1: str) -> Path:
     run = out / name
     if (run / "training_log.json").is_file():
         print(f"[{name}] done before: {run}", flush=True)
         return run
-    cmd = [sys.executable, "-m", "allmrec", "train", "stage2", "--data", args.data, "--stage1", args.stage1,
+    cmd = [sys.executable, "-m", "allmrec", "train", "stage2", "--data", args.data, "--stage1", stage1,
            "--llm", args.llm, "--out", str(run), "--max-steps", str(args.steps), "--eval-every", str(args.eval_every),
            "--valid-users", str(args.valid_users), "--patience", "1000000", "--seed", str(args.seed),
            "--llm-dtype", args.llm_dtype, "--overwrite", "--no-progress", *flags]
@@ -66,7 +82,10 @@ def run_variant(name: str, flags: list[str], args, out: Path) -> Path:
 
 def included_flags(run_args: dict) -> str:
     """The options that set an included run apart (its own training log's arguments), e.g. ``--recipe index-lora``."""
-    defaults = {"recipe": "listwise", "answer_format": "title"}  # what the default recipe sets: not worth a flag
+    from allmrec.model.recipes import DEFAULT_RECIPE, RECIPES
+
+    # what the default recipe sets: not worth a flag
+    defaults = {"recipe": DEFAULT_RECIPE, **{k: RECIPES[DEFAULT_RECIPE].get(k) for k in ("answer_format", "llm_lora_rank", "lora_lr")}}
     keys = ("recipe", "answer_format", "llm_lora_rank", "lora_lr", "user_token_teacher")
     shown = [f"--{k.replace('_', '-')} {run_args[k]}" for k in keys
              if run_args.get(k) not in (None, 0, 0.0, defaults.get(k))]
@@ -89,12 +108,36 @@ def summarise(name: str, run: Path) -> dict:
                                                        "lr", "lr_schedule", "warmup_steps")}}
 
 
+def score_variant(name: str, run: Path, args, out: Path) -> dict:
+    """Test Hit@1 of a finished run on ``--test-users`` seeded users (overall, warm, cold), cached in OUT/NAME.test.json."""
+    result = out / f"{name}.test.json"
+    if not result.is_file():
+        cmd = [sys.executable, "-m", "allmrec", "evaluate", "--model", str(run), "--data", args.data, "--mode", "rank",
+               "--max-users", str(args.test_users), "--subset-seed", "0", "--out", str(result)]
+        print(f"[{name}] $ {' '.join(cmd[1:])}", flush=True)
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        with open(out / f"{name}.test.log", "w") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
+    r = json.loads(result.read_text())
+    scen = r.get("scenarios", {})
+    return {"test_users": r["n_users"], "test_hit1": r["metrics"]["hit@1"],
+            "test_hit1_warm": scen.get("warm", {}).get("metrics", {}).get("hit@1"),
+            "test_hit1_cold": scen.get("cold", {}).get("metrics", {}).get("hit@1")}
+
+
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
 def write_report(rows: list[dict], out: Path) -> None:
-    lines = ["| variant | flags | steps | valid users | Hit@1 final | Hit@1 best (step) | final loss | s/step |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | flags | steps | valid users | Hit@1 final | Hit@1 best (step) | final loss | s/step "
+             "| test Hit@1 (users) | warm | cold |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['variant']} | `{r['flags']}` | {r['steps']} | {r['valid_users']} | {r['final']:.3f} | "
-                     f"{r['best']:.3f} ({r['best_step']}) | {r['final_loss']:.3f} | {r['seconds_per_step']} |")
+                     f"{r['best']:.3f} ({r['best_step']}) | {r['final_loss']:.3f} | {r['seconds_per_step']} | "
+                     f"{_num(r.get('test_hit1'))} ({r.get('test_users', '–')}) | {_num(r.get('test_hit1_warm'))} | "
+                     f"{_num(r.get('test_hit1_cold'))} |")
     lines.append("")
     lines.append("Curves (step: Hit@1): " + "; ".join(
         f"{r['variant']}: " + ", ".join(f"{s}: {h:.3f}" for s, h in r["curve"]) for r in rows))
@@ -138,6 +181,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every run")
     p.add_argument("--threads", type=int, default=2, help="OMP threads of each run")
     p.add_argument("--llm-dtype", default="auto", help="auto (fp32 on CPU), float32, bfloat16 (CPUs with AMX)")
+    p.add_argument("--stage1-for", action="append", default=[], metavar="NAME=DIR",
+                   help=f"the stage-1 output of variant NAME (needed by {', '.join(OWN_STAGE1)}; default: --stage1)")
+    p.add_argument("--test-users", type=int, default=0,
+                   help="also score every finished run on this many seeded test users, overall / warm / cold (0 = no)")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -145,12 +192,19 @@ def main() -> None:
     for spec in args.include:
         name, _, path = spec.partition("=")
         rows.append(summarise(name, Path(path)))
+    own = dict(spec.partition("=")[::2] for spec in args.stage1_for)
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         if name not in VARIANTS:
             p.error(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+        if name in OWN_STAGE1 and name not in own:
+            p.error(f"variant {name} reads its own stage-1 output: pass --stage1-for {name}=DIR")
         if any(r["variant"] == name for r in rows):
             continue
-        rows.append(summarise(name, run_variant(name, VARIANTS[name], args, out)))
+        run = run_variant(name, VARIANTS[name], args, out, own.get(name, args.stage1))
+        row = summarise(name, run)
+        if args.test_users:
+            row.update(score_variant(name, run, args, out))
+        rows.append(row)
     write_report(rows, out)
 
 

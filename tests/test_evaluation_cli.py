@@ -206,7 +206,7 @@ def test_most_popular_matches_a_hand_ranking_by_training_counts(tiny_data, tmp_p
     s = json.loads(shuffled.read_text())
     assert s["metrics"]["hit@1"] == r["metrics"]["hit@1"] and s["ablation"] == {"kind": "shuffle-users", "seed": 0}
     assert main(["evaluate", "--model", "pop", "--data", str(tiny_data), "--out", str(tmp_path / "x.json"), "--ablate", "shuffle-items"]) != 0
-    assert "shuffle-users only" in capsys.readouterr().err
+    assert "shuffle-users or shuffle-history" in capsys.readouterr().err
 
 
 def test_cf_shuffle_users_scores_another_users_history(tiny_data):
@@ -234,3 +234,28 @@ def test_cf_shuffle_users_scores_another_users_history(tiny_data):
     assert shuffled["metrics"]["hit@1"] == pytest.approx(expected(last[perm]))
     assert "full_hr@10" not in shuffled["metrics"]
     assert shuffled["ablation"]["kind"] == "shuffle-users"
+
+
+def test_cf_shuffle_history_permutes_each_users_own_history(tiny_data):
+    """--ablate shuffle-history: every user keeps their own items in a seeded order that depends only on (seed,
+    user id), so an order-aware scorer changes while the full-ranking history mask still holds."""
+    from allmrec.evaluation.subsets import shuffle_history_rows
+
+    class LastItemScorer(ItemIdScorer):
+        def score(self, item_seq, items, user_ids=None):
+            return (items == item_seq[:, -1:] + 1).float()
+
+    ds = PreparedDataset.load(tiny_data)
+    rows = ds.eval_rows("test")
+    out = shuffle_history_rows(rows, seed=0)
+    assert all(sorted(a) == sorted(b) for a, b in zip(out["history"], rows["history"]))
+    assert any(list(a) != list(b) for a, b in zip(out["history"], rows["history"]))
+    again = shuffle_history_rows({k: v[::-1] for k, v in rows.items()}, seed=0)  # per user, not per position
+    assert all(list(a) == list(b) for a, b in zip(again["history"][::-1], out["history"]))
+    model = LastItemScorer(ds.num_items)
+    shuffled = evaluate_cf_model(model, ds, progress=False, ablate="shuffle-history")
+    cands, ti = np.asarray(rows["candidates"]), np.asarray(rows["target_index"])
+    last = np.array([h[-1] for h in out["history"]])
+    hit = cands == (last + 1)[:, None]
+    assert shuffled["metrics"]["hit@1"] == pytest.approx((hit[np.arange(len(ti)), ti] & (hit.sum(1) == 1)).mean())
+    assert shuffled["ablation"]["kind"] == "shuffle-history" and "full_hr@10" in shuffled["metrics"]

@@ -302,6 +302,27 @@ def test_item_embedding_modes(model):
     assert not torch.equal(rank(model, item_embedding="cf"), rank(model, item_embedding="text"))
 
 
+def test_text_item_prob_feeds_f_i_both_tables_in_training_only(model):
+    """text_item_prob > 0: while training, a seeded share of the item occurrences reads q_i instead of e_i (F_I learns
+    both, so q_i works for cold items at inference); in eval mode the configured table is read as before."""
+    ids = torch.tensor([1, 2] * 200)  # both warm
+    model.config.text_item_prob = 0.5
+    try:
+        model.train()
+        torch.manual_seed(0)
+        mixed = model.item_latents(ids, "cf")
+        from_text = (mixed == model.item_text[ids]).all(-1)
+        assert (from_text | (mixed == model.item_joint[ids]).all(-1)).all()
+        assert 0.4 < from_text.float().mean().item() < 0.6
+        torch.manual_seed(0)
+        torch.testing.assert_close(model.item_latents(ids, "cf"), mixed)  # seeded
+        model.eval()
+        torch.testing.assert_close(model.item_latents(ids, "cf"), model.item_joint[ids])
+    finally:
+        model.config.text_item_prob = 0.0
+        model.eval()
+
+
 def test_recommend_accepts_ids_or_titles(model):
     by_id = model.recommend([1, 2, 3], [6, 9, 12])
     by_title = model.recommend([TITLES[1], TITLES[2], TITLES[3]], [TITLES[6], TITLES[9], TITLES[12]])

@@ -251,7 +251,7 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_multiplier("constant", 0, 10)(7) == 1.0
 
 
-@pytest.mark.parametrize("ablate", ["shuffle-users", "shuffle-items"])
+@pytest.mark.parametrize("ablate", ["shuffle-users", "shuffle-items", "shuffle-history"])
 def test_ablations_change_scores_and_are_recorded(trained, tiny_data, tmp_path, ablate):
     out = tmp_path / f"{ablate}.json"
     base = tmp_path / "base.json"

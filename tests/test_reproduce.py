@@ -54,7 +54,7 @@ def test_plan_covers_every_table_and_shares_steps(stage2_inputs, tiny_sbert_path
     for t in plan.tables:  # every cell names a planned step
         assert all(sid in order for row in t.rows for sid in row.results.values())
     table1 = {row.label for row in plan.tables[0].rows}
-    assert {"SASRec", "SASRec (CE)", "LLM-Only", "TALLRec", "MLP-LLM", "A-LLMRec", "A-LLMRec (SBERT)", "A-LLMRec_all",
+    assert {"MostPop", "SASRec", "SASRec (CE)", "LLM-Only", "TALLRec", "MLP-LLM", "A-LLMRec", "A-LLMRec (SBERT)", "A-LLMRec_all",
             "A-LLMRec (paper recipe)", "NCF", "NextItNet", "GRU4Rec", "A-LLMRec + LoRA"} <= table1
     listing = format_plan(plan, tmp_path)
     assert f"{len(ids)} steps" in listing and "estimated time left" in listing
@@ -289,7 +289,7 @@ def test_help_lists_every_budget_field_with_each_budgets_value():
 
     lines = {line.split()[0]: line for line in _budget_fields_help().splitlines()[1:]}
     assert set(lines) == {f.name for f in fields(ReproduceBudget)} - {"name"}
-    assert lines["stage2_recipe"].endswith("[listwise / index-lora / index-lora]")
+    assert lines["stage2_recipe"].endswith("[index-lora / index-lora / index-lora]")
     assert lines["eval_users"].endswith("[20 / 200 / 0]")
 
 
@@ -363,7 +363,7 @@ def test_time_limit_splits_a_training_whose_readers_never_fit_one_window(tmp_pat
     assert calls == ["train/big", "eval/big.rank"] and first["deferred"] == ["eval/big.gen", "train/huge", "eval/huge"]
     # a training longer than the window alone is never started, and says what to do
     assert any("train/huge" in line and "give a longer one" in line for line in lines)
-    shutil.rmtree(root / "work")  # the next session: the checkpoint is gone, so the training runs again
+    shutil.rmtree(root / "work")  # the next job window: the checkpoint is gone, so the training runs again
     calls.clear()
     run_plan(plan, root, runner=fake, echo=lines.append, time_limit_s=150.0)
     assert calls == ["train/big", "eval/big.gen"]

@@ -106,16 +106,20 @@ def evaluate_cf_model(
     → results dict (schema in :mod:`allmrec.evaluation.results`). ``max_users`` scores the seeded
     subset of :func:`allmrec.evaluation.subsets.subset_rows` (the same users as every other model).
     ``ablate="shuffle-users"`` scores each user's candidates from another evaluated user's history (the
-    permutation A-LLMRec's ablation uses; full ranking is skipped, its history mask belongs to the real user)."""
-    from .subsets import shuffle_user_rows, subset_rows
+    permutation A-LLMRec's ablation uses; full ranking is skipped, its history mask belongs to the real user);
+    ``ablate="shuffle-history"`` scores every user from their own history in a seeded random order."""
+    from .subsets import shuffle_history_rows, shuffle_user_rows, subset_rows
 
     timings = dict(timings or {})
     all_rows = dataset.eval_rows(split)
     check_rows(all_rows, str(dataset.path), split)
     rows = subset_rows(all_rows, max_users, subset_seed)
-    if ablate is not None:
+    if ablate == "shuffle-history":
+        rows = shuffle_history_rows(rows, subset_seed)  # the same items: full ranking's history mask still holds
+    elif ablate is not None:
         if ablate != "shuffle-users":
-            raise DataError(f"--ablate {ablate} needs item soft tokens (A-LLMRec / MLP-LLM); CF models take shuffle-users")
+            raise DataError(f"--ablate {ablate} needs item soft tokens (A-LLMRec / MLP-LLM); CF models take "
+                            "shuffle-users or shuffle-history")
         rows = shuffle_user_rows(rows, subset_seed)
         full_ranking = False
     start = time.perf_counter()

@@ -58,11 +58,12 @@ def register(sub) -> None:
     p.add_argument("--stop-at-answer", action="store_true", default=None,
                    help="generate mode: end each answer at its closing quote (exact Hit@1 is unchanged; much faster "
                         "for models that keep talking; default: decode up to the token limit like the authors)")
-    p.add_argument("--ablate", choices=["shuffle-users", "shuffle-items"], default=None,
+    p.add_argument("--ablate", choices=["shuffle-users", "shuffle-items", "shuffle-history"], default=None,
                    help="A-LLMRec / MLP-LLM: destroy the CF signal to check the model uses it: shuffle-users computes "
                         "each user's soft token from another evaluated user's history, shuffle-items gives every item "
-                        "another item's soft token (seeded by --subset-seed; prompt text unchanged). CF models and "
-                        "pop take shuffle-users (the same permutation: what popularity alone keeps) (default: none)")
+                        "another item's soft token (prompt text unchanged). shuffle-history permutes every user's "
+                        "history (prompt and CF input alike): does the model use order? All seeded by --subset-seed. "
+                        "CF models and pop take shuffle-users and shuffle-history (the same permutations) (default: none)")
     p.add_argument("--cross-domain", action="store_true",
                    help="the model was trained on another dataset (paper Table 7): text-only models (TALLRec, LLM-Only) "
                         "score this catalogue by its titles; A-LLMRec reaches it through the text path (every item "
@@ -161,9 +162,9 @@ def run_evaluate(args) -> int:
     if getattr(args, "stage1", None) and not getattr(args, "cross_domain", False):
         raise AllmrecError("--stage1 is only read with --cross-domain (the model's own tables are used otherwise)")
     ablate = getattr(args, "ablate", None)
-    if ablate and not (kind == "allmrec" or (kind in SCORER_KINDS and ablate == "shuffle-users")):
+    if ablate and not (kind == "allmrec" or (kind in SCORER_KINDS and ablate in ("shuffle-users", "shuffle-history"))):
         raise AllmrecError(f"--ablate {ablate} needs a model that reads the CF signal (A-LLMRec / MLP-LLM; CF models: "
-                           f"shuffle-users only); {args.model} is a {kind} model")
+                           f"shuffle-users or shuffle-history); {args.model} is a {kind} model")
     # The effective command (defaults included), rebuilt from the parsed options so it is right
     # however main() was called; evaluators may read it from args.command.
     args.command = evaluate_command(args)

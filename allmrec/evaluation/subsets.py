@@ -49,4 +49,20 @@ def shuffle_user_rows(rows: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
     return out
 
 
-__all__ = ["subset_rows", "take_rows", "derangement", "shuffle_user_rows"]
+def shuffle_history_rows(rows: Mapping[str, Any], seed: int = 0) -> dict[str, Any]:
+    """``--ablate shuffle-history``: every user's history (what the prompt shows and what a CF model reads) in a
+    seeded random order; targets and candidates stay. The permutation of a user depends only on (seed, user id), so
+    SASRec and A-LLMRec read the same shuffled sequence. The whole history is permuted (a prompt showing the last
+    10 items may then show other items of the same history): a model that ignores order scores the same."""
+    if "cf_history" in rows:
+        raise ValueError("shuffle_history_rows: the rows already carry another ablation")
+    out = dict(rows)
+    shuffled = []
+    for uid, hist in zip(np.asarray(rows["user_id"]), rows["history"]):
+        h = np.asarray(hist)
+        shuffled.append(h[np.random.default_rng((int(seed), int(uid))).permutation(len(h))])
+    out["history"] = shuffled
+    return out
+
+
+__all__ = ["subset_rows", "take_rows", "derangement", "shuffle_user_rows", "shuffle_history_rows"]

@@ -1,6 +1,6 @@
 """A-LLMRec stage-2 model configuration.
 
-Importable with only ``transformers`` and its sibling files (it ships as Hub remote code, issue 7).
+Importable with only ``transformers`` and its sibling files (it ships as Hub remote code).
 """
 
 from __future__ import annotations
@@ -113,6 +113,10 @@ class ALLMRecConfig(PretrainedConfig):
         item_embedding (`str`, defaults to ``"cf"``):
             Which stage-1 vector feeds F_I: ``cf`` = e_i = f_I^enc(E_i) (paper), ``text`` = q_i = f_T^enc(SBERT),
             ``auto`` = q_i for items with no training interaction, else e_i (the paper's "A-LLMRec (SBERT)").
+        text_item_prob (`float`, defaults to 0.0):
+            Training only: the probability that an item's F_I input is its text vector q_i instead of e_i, drawn per
+            item occurrence. 0 (paper) trains F_I on e_i alone, so q_i at inference (``text`` / ``auto``) feeds F_I a
+            vector it never saw; > 0 trains F_I on both, so either works for cold items. Not in the paper.
         soft_token_norm (`str`, defaults to ``"none"``):
             ``none`` (paper): F_U / F_I outputs enter the LLM as they are. ``embedding``: each projected vector is
             rescaled to the mean L2 norm of the LLM's input-embedding rows (its direction is what F_U / F_I learn).
@@ -200,6 +204,7 @@ class ALLMRecConfig(PretrainedConfig):
         candidate_token: str = DEFAULT_CANDIDATE_TOKEN,
         placeholder_handling: str = "added_tokens",
         item_embedding: str = "cf",
+        text_item_prob: float = 0.0,
         soft_token_norm: str = "none",
         generation_repetition_penalty: float = 1.5,
         generation_max_new_tokens: int = 64,
@@ -244,6 +249,7 @@ class ALLMRecConfig(PretrainedConfig):
         self.candidate_token = candidate_token
         self.placeholder_handling = placeholder_handling
         self.item_embedding = item_embedding
+        self.text_item_prob = float(text_item_prob)
         self.soft_token_norm = soft_token_norm
         self.generation_repetition_penalty = float(generation_repetition_penalty)
         self.generation_max_new_tokens = int(generation_max_new_tokens)
@@ -295,6 +301,8 @@ class ALLMRecConfig(PretrainedConfig):
             bad("user_token", f"the three placeholder strings must be distinct and non-blank, got {tokens}")
         if self.placeholder_handling not in PLACEHOLDER_HANDLING:
             bad("placeholder_handling", f"choose one of {', '.join(PLACEHOLDER_HANDLING)}")
+        if not 0.0 <= self.text_item_prob <= 1.0:
+            bad("text_item_prob", "must be in [0, 1]")
         if self.item_embedding not in ITEM_EMBEDDING_MODES:
             bad("item_embedding", f"choose one of {', '.join(ITEM_EMBEDDING_MODES)}")
         if self.soft_token_norm not in SOFT_TOKEN_NORMS:

@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import AllmrecError, DataError
-from ..evaluation.subsets import derangement, shuffle_user_rows, subset_rows  # the same users / permutation as every model
+from ..evaluation.subsets import derangement, shuffle_history_rows, shuffle_user_rows, subset_rows  # the same users / permutation as every model
 from ..utils.logging import get_logger
 from .llm_loading import llm_is_placed, llm_load_kwargs, place_model, resolve_llm_dtype
 from .matching import lenient_hit, match_candidate
@@ -36,7 +36,7 @@ logger = get_logger(__name__)
 
 MODES = ("generate", "rank")
 #: ``--ablate``: what is destroyed to check that the model reads the CF signal
-ABLATIONS = ("shuffle-users", "shuffle-items")
+ABLATIONS = ("shuffle-users", "shuffle-items", "shuffle-history")
 #: users per LLM batch when the caller gives none
 DEFAULT_LLM_BATCH = 4
 #: a larger --batch-size (e.g. the CF evaluator's default 256) is capped to bound memory: rank mode holds
@@ -189,6 +189,8 @@ def apply_ablation(model, rows: Mapping[str, Any], ablate: str | None, seed: int
         raise AllmrecError(f"--ablate must be one of {', '.join(ABLATIONS)}, got {ablate!r}")
     if ablate == "shuffle-users":
         rows = shuffle_user_rows(rows, seed)
+    elif ablate == "shuffle-history":
+        rows = shuffle_history_rows(rows, seed)
     else:
         import torch
 

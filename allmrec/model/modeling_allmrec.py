@@ -1,7 +1,7 @@
 """A-LLMRec stage 2 (Kim et al., KDD 2024, §4.2): a frozen causal LLM that reads a CF user representation and
 stage-1 item embeddings as soft tokens.
 
-Importable with only torch, transformers and the sibling files (it ships as Hub remote code, issue 7);
+Importable with only torch, transformers and the sibling files (it ships as Hub remote code);
 ``allmrec`` is used when installed (asset names, CF model registration, error classes), never required.
 
 What the model holds
@@ -487,18 +487,22 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
     def item_latents(self, item_ids: torch.LongTensor, item_embedding: str | None = None) -> torch.Tensor:
         """Stage-1 vectors fed to F_I: ``cf`` e_i, ``text`` q_i, ``auto`` q_i for items never trained on."""
         mode = item_embedding or self.config.item_embedding
+        if mode not in ("cf", "text", "auto"):
+            raise ValueError(f"item_embedding must be cf, text or auto, got {mode!r}")
         item_ids = item_ids.to(self.item_joint.device)
         if self.item_permutation is not None:
             item_ids = self.item_permutation.to(item_ids.device)[item_ids]
-        if mode == "cf":
-            return self._standardize_items(self.item_joint[item_ids], 0)
+        text = self._standardize_items(self.item_text[item_ids], 1)
         if mode == "text":
-            return self._standardize_items(self.item_text[item_ids], 1)
+            return text
+        joint = self._standardize_items(self.item_joint[item_ids], 0)
+        use_text = torch.zeros(item_ids.shape, dtype=torch.bool, device=item_ids.device)
         if mode == "auto":
-            cold = (self.item_train_count[item_ids] == 0).unsqueeze(-1)
-            return torch.where(cold, self._standardize_items(self.item_text[item_ids], 1),
-                               self._standardize_items(self.item_joint[item_ids], 0))
-        raise ValueError(f"item_embedding must be cf, text or auto, got {mode!r}")
+            use_text |= self.item_train_count[item_ids] == 0
+        if self.training and self.config.text_item_prob > 0:
+            # F_I learns both inputs, so q_i works for items whose e_i was never trained (cold items)
+            use_text |= torch.rand(item_ids.shape, device=item_ids.device) < self.config.text_item_prob
+        return torch.where(use_text.unsqueeze(-1), text, joint)
 
     def _standardize_items(self, latents: torch.Tensor, table: int) -> torch.Tensor:
         if self.config.input_standardization != "zscore":

@@ -81,11 +81,14 @@ class Stage2TrainingArguments(PromptTrainingArguments):
     beta2: float = field(default=0.98, metadata={"help": "Adam beta2 (official code: 0.98)"})
     prompt_style: str = field(default="paper", metadata={"help": "paper (Fig. 3), official (authors' code string) or fig6"})
     item_embedding: str = field(default="cf", metadata={"help": "F_I input: cf (e_i, paper), text (q_i) or auto (q_i for items unseen in training)"})
+    text_item_prob: float = field(default=0.0, metadata={"help": "training: probability that an item's F_I input is q_i instead of e_i (0 = paper; > 0 trains F_I on both, so --item-embedding auto / text works for cold items; not in the paper)"})
     soft_token_norm: str | None = field(default=None, metadata={"help": "none (paper) or embedding: rescale every soft token to the LLM's mean token-embedding norm (not in the paper)"})
     rank_scoring: str = field(default="packed", metadata={"help": "validation / rank mode: packed (one forward pass over prompt + all answers) or cache (KV cache copied per candidate)"})
 
     def apply_recipe(self) -> None:
         """Fill every field left at None from ``RECIPES[self.recipe]``."""
+        if not 0.0 <= self.text_item_prob <= 1.0:
+            raise AllmrecError(f"--text-item-prob must be in [0, 1], got {self.text_item_prob}")
         if self.recipe not in RECIPES:
             raise AllmrecError(f"--recipe={self.recipe!r} is invalid: choose one of {', '.join(RECIPES)}")
         for name, value in RECIPES[self.recipe].items():
@@ -239,6 +242,7 @@ def build_model(args: Stage2TrainingArguments, dataset, device: str):
         item_joint=tables["joint"], item_text=tables["text"], item_train_count=dataset.item_popularity,
         item_titles=dataset.titles, llm_name_or_path=canonical_id(args.llm), llm_source=asset_provenance(args.llm),
         domain=args.domain or dataset.domain, prompt_style=args.prompt_style, item_embedding=args.item_embedding,
+        text_item_prob=args.text_item_prob,
         soft_token_norm=args.soft_token_norm, prompt_layout=args.prompt_layout,
         soft_token_set=args.soft_tokens, item_table=args.item_table, answer_format=args.answer_format,
         input_standardization=args.input_standardization, train_objective=args.objective,

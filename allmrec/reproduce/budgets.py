@@ -4,7 +4,7 @@
 ``cpu`` is a budget where A-LLMRec learns: the default ``index-lora`` recipe (one-label answers + LoRA r8) for
 60 LLM steps after its matching pre-training, the same 60 steps for MLP-LLM (same recipe) and TALLRec, 200 seeded
 test users per cell (one Hit@1 interval is about ±0.06), rank mode only: several hours on 2 cores, resumable
-across sessions; ``paper`` is the paper's schedule (§5.1 / Table 3) on every user, in both modes. Every budget
+across runs; ``paper`` is the paper's schedule (§5.1 / Table 3) on every user, in both modes. Every budget
 keeps the paper's own recipe as its own Table 1 row ("A-LLMRec (paper recipe)").
 
 The cost constants below were measured on the 2-core CPU the project is developed on with SmolLM2-135M-Instruct

@@ -61,7 +61,7 @@ def register(sub) -> None:
     p.add_argument("--time-limit", default=None, metavar="DURATION",
                    help="run only the steps whose estimate fits in DURATION (90m, 2h30m; a bare number is minutes), "
                         "a training together with the cells that read it, and defer the rest to the next run of "
-                        "the same command: packs a session that ends, instead of dying mid-training (a training whose "
+                        "the same command: packs a job window that ends, instead of dying mid-training (a training whose "
                         "cells never fit one window runs with those that fit; the next window retrains it)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (every command, estimated cost) and exit")
     p.add_argument("--report-only", action="store_true", help="write the report from the finished cells; run nothing")

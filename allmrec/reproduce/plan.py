@@ -199,13 +199,14 @@ class _Builder:
     # ------------------------------------------------------------------ scoring steps
     def evaluate(self, model: str, mode: str = "rank", split: str = "test", item_embedding: str | None = None,
                  data: str | None = None, tag: str = "") -> str:
-        """Score a trained model (a train step id) or ``llm:NAME``."""
-        is_llm = model.startswith("llm:")
-        name = ("llm-only" if is_llm else self.steps[model].output.split("/")[-1]) + tag
+        """Score a trained model (a train step id), ``llm:NAME`` or ``pop`` (MostPop: nothing to train)."""
+        is_llm, is_pop = model.startswith("llm:"), model == "pop"
+        untrained = is_llm or is_pop
+        name = ("llm-only" if is_llm else "mostpop" if is_pop else self.steps[model].output.split("/")[-1]) + tag
         name += f".{mode}" + (f".{item_embedding}" if item_embedding else "") + ("" if split == "test" else f".{split}")
-        argv = ["evaluate", "--model", model if is_llm else f"{{R}}/{self.steps[model].output}",
+        argv = ["evaluate", "--model", model if untrained else f"{{R}}/{self.steps[model].output}",
                 "--data", data or self.data, "--split", split, "--out", f"{{R}}/results/{name}.json"]
-        cf = not is_llm and self.steps[model].argv[1] == "cf"
+        cf = is_pop or (not is_llm and self.steps[model].argv[1] == "cf")
         if not cf:
             argv += ["--mode", mode]
             if mode == "generate":
@@ -217,12 +218,12 @@ class _Builder:
         if self.b.eval_users:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
-        index = not is_llm and not cf and recipe_of(self.steps[model].argv) == "index-lora"
+        index = not untrained and not cf and recipe_of(self.steps[model].argv) == "index-lora"
         # one-label answers cost one forward pass per user, title answers 20 packed ones: two rates, not one
         rate = "cf_eval" if cf else f"{mode}_user" + ("_index" if index else "")  # rank_user[_index], generate_user[_index]
         per_user = COST["cf_eval"] / users if cf else COST[rate]
         return self.add(Step(f"eval/{name}", "evaluate", f"score {name}", argv, f"results/{name}.json",
-                             [] if is_llm else [model], COST["process"] + per_user * users, rate))
+                             [] if untrained else [model], COST["process"] + per_user * users, rate))
 
     def genres(self, model: str) -> str:
         is_llm = model.startswith("llm:")
@@ -292,7 +293,7 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
 
     table1_models: list[tuple[str, str, dict]] = []  # (label, train step or llm:, evaluate kwargs)
     if any(t in tables for t in ("1", "4", "5", "10")):
-        table1_models += [("SASRec", sasrec, {}), ("SASRec (CE)", b.cf("sasrec", "ce"), {}),
+        table1_models += [("MostPop", "pop", {}), ("SASRec", sasrec, {}), ("SASRec (CE)", b.cf("sasrec", "ce"), {}),
                           ("LLM-Only", f"llm:{llm}", {}), ("TALLRec", b.tallrec(), {}), ("MLP-LLM", b.mlpllm(sasrec), {}),
                           ("A-LLMRec (paper recipe)", b.stage2(s1, "-paper", ("--recipe", "paper")), {}),
                           ("A-LLMRec", allmrec, {}), ("A-LLMRec (SBERT)", allmrec, {"item_embedding": "text"})]
@@ -308,7 +309,7 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
         for backbone in CF_BACKBONES[1:]:
             t.rows.append(Row(CF_NAMES[backbone], cols(b.cf(backbone), False)))
         for label, model, kw in table1_models:
-            cf_model = not model.startswith("llm:") and b.steps[model].argv[1] == "cf"
+            cf_model = model == "pop" or (not model.startswith("llm:") and b.steps[model].argv[1] == "cf")
             t.rows.append(Row(label, cols(model, not cf_model, **kw)))
         specs.append(t)
     if "4" in tables:
@@ -421,7 +422,7 @@ def _readers_first(steps: list[Step]) -> list[Step]:
     """Depth-first order: each step is followed at once by the steps that read it (a model by its scoring cells).
 
     A training's checkpoint is then needed only for a short stretch of the run, so a run spread over several
-    machines or sessions that keeps only ``R/done/`` and ``R/results/`` (not ``R/work/``) retrains little.
+    machines or job windows that keeps only ``R/done/`` and ``R/results/`` (not ``R/work/``) retrains little.
     """
     readers = readers_map(steps)
     order: list[Step] = []

@@ -329,7 +329,7 @@ def software_versions() -> dict[str, str]:
 
 
 def machines_line(plan: Plan, root: Path) -> str:
-    """Which machines ran the finished steps (from their markers): a folder filled over several sessions may hold
+    """Which machines ran the finished steps (from their markers): a folder filled over several runs may hold
     timings of different CPUs, and Table 10's seconds are only comparable within one."""
     by_machine: dict[str, list[str]] = {}
     for s in plan.steps:
@@ -385,7 +385,7 @@ def _wall_time(plan: Plan, root: Path) -> float:
 def scored_on_earlier_training(plan: Plan, root: Path) -> list[str]:
     """The cells whose results were written before a training they depend on last finished.
 
-    A training whose checkpoint was lost (``R/work/`` does not outlive a session) is trained again, by the same
+    A training whose checkpoint was lost (``R/work/`` is not kept in git) is trained again, by the same
     command, when some of its cells are still to run. On another machine the CPU's float rounding differs, so the
     retraining is close to, not bit-identical with, the one the older cells scored: the report says which. The
     dependency is transitive: a retrained CF model changes the stage-1 and stage-2 models built on it, so a cell
@@ -443,7 +443,7 @@ def write_report(plan: Plan, root: str | Path, command: str = "") -> tuple[Path,
     ]
     stale = scored_on_earlier_training(plan, root)
     if stale:
-        intro.append("- scored on an earlier training of the same command, retrained since in another session for "
+        intro.append("- scored on an earlier training of the same command, retrained since in another run for "
                      "the cells still to run (not bit-identical: float rounding differs between machines): "
                      + ", ".join(f"`{s}`" for s in stale))
     if not _paper_key(manifest.get("name")):

@@ -216,7 +216,7 @@ def _unit_cost(step: Step, plan: Plan, root: Path, cost: Callable[[Step], float]
     """What starting ``step`` commits a time-limited run to: a training and its readers not done yet.
 
     A checkpoint is only worth training if its readers score it before the window closes: ``R/work/`` may not
-    outlive the session (it is not kept in git), and a training whose readers did not run is trained again.
+    outlive the machine's job (it is not kept in git), and a training whose readers did not run is trained again.
     When the training and all its readers could never fit one ``window`` (the whole ``--time-limit``), the unit
     is the training and the readers that fit with it, in plan order; the others are deferred and score a
     retraining in a later window (the report marks cells scored on an earlier training). Without that rule
