@@ -233,3 +233,24 @@ def test_every_train_command_takes_the_scaling_options():
                 "--mixed-precision"} <= flags, command
         if command[1] in ("stage2", "tallrec", "mlpllm"):
             assert {"--llm-quantization", "--llm-device-map", "--llm-dtype", "--gradient-checkpointing"} <= flags
+
+
+def test_auto_precision_is_bf16_only_for_llm_trainers_on_a_cpu_with_native_bf16(monkeypatch):
+    """--mixed-precision auto on a CPU: bf16 autocast for the LLM trainers when the CPU lists AVX512-BF16 / AMX,
+    fp32 for them elsewhere and for the CF / stage-1 trainers always; the launcher's choice and an explicit value win."""
+    import torch
+
+    from allmrec.training import accelerator as acc
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    for native in (True, False):
+        monkeypatch.setattr(acc, "cpu_has_native_bf16", lambda native=native: native)
+        assert acc.resolve_mixed_precision("auto", cpu_bf16=True) == ("bf16" if native else "no")
+        assert acc.resolve_mixed_precision("auto") == "no"
+        assert acc.resolve_mixed_precision("no", cpu_bf16=True) == "no"
+        assert acc.resolve_mixed_precision("bf16") == "bf16"
+        assert acc.resolve_mixed_precision("fp16", cpu_bf16=True) == "no"  # CPU fp16 matmuls are emulated
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    monkeypatch.setattr(acc, "cpu_has_native_bf16", lambda: True)
+    assert acc.resolve_mixed_precision("auto", cpu_bf16=True) == "no"

@@ -21,7 +21,7 @@ from ..errors import AllmrecError, DataError
 from .budgets import COST, ReproduceBudget
 
 #: the tables (and the figure) ``--tables`` can name, in report order
-TABLES = ("1", "4", "5", "6", "7", "8", "9", "10", "11", "fig4")
+TABLES = ("1", "4", "5", "6", "7", "8", "9", "10", "11", "fig4", "order")
 TABLE_TITLES = {
     "1": "Table 1: overall performance (Hit@1, 20 candidates)",
     "4": "Table 4: cold / warm items (Hit@1)",
@@ -33,6 +33,7 @@ TABLE_TITLES = {
     "10": "Table 10: train / inference time",
     "11": "Table 11: model-agnostic: CF backbones (Hit@1)",
     "fig4": "Figure 4: favourite-genre prediction",
+    "order": "Does it use order? Every user's history shuffled at evaluation (Hit@1)",
 }
 CF_BACKBONES = ("sasrec", "nextitnet", "gru4rec", "ncf")
 CF_NAMES = {"sasrec": "SASRec", "nextitnet": "NextItNet", "gru4rec": "GRU4Rec", "ncf": "NCF"}
@@ -198,12 +199,13 @@ class _Builder:
 
     # ------------------------------------------------------------------ scoring steps
     def evaluate(self, model: str, mode: str = "rank", split: str = "test", item_embedding: str | None = None,
-                 data: str | None = None, tag: str = "") -> str:
+                 data: str | None = None, tag: str = "", ablate: str | None = None) -> str:
         """Score a trained model (a train step id), ``llm:NAME`` or ``pop`` (MostPop: nothing to train)."""
         is_llm, is_pop = model.startswith("llm:"), model == "pop"
         untrained = is_llm or is_pop
         name = ("llm-only" if is_llm else "mostpop" if is_pop else self.steps[model].output.split("/")[-1]) + tag
         name += f".{mode}" + (f".{item_embedding}" if item_embedding else "") + ("" if split == "test" else f".{split}")
+        name += f".{ablate}" if ablate else ""
         argv = ["evaluate", "--model", model if untrained else f"{{R}}/{self.steps[model].output}",
                 "--data", data or self.data, "--split", split, "--out", f"{{R}}/results/{name}.json"]
         cf = is_pop or (not is_llm and self.steps[model].argv[1] == "cf")
@@ -215,6 +217,8 @@ class _Builder:
             argv += ["--item-embedding", item_embedding]
         if data and data != self.data:
             argv.append("--cross-domain")
+        if ablate:
+            argv += ["--ablate", ablate]
         if self.b.eval_users:
             argv += ["--max-users", str(self.b.eval_users), "--subset-seed", "0"]
         users = self.b.eval_users or 943
@@ -405,6 +409,16 @@ def build_plan(data: str, budget: ReproduceBudget, tables: tuple[str, ...] = TAB
                 t.rows.append(Row("A-LLMRec (paper recipe)", {"genres": b.genres(paper)}))
                 t.note += (f" A-LLMRec is the {budget.stage2_recipe} model of Table 1; the paper-recipe model keeps the "
                            "LLM frozen, as the paper does.")
+        specs.append(t)
+    if "order" in tables:
+        t = TableSpec("order", TABLE_TITLES["order"],
+                      note="each model scored twice on the same users and candidates: as is, and with every user's "
+                           "history in a seeded random order (allmrec evaluate --ablate shuffle-history: the prompt and "
+                           "the CF input alike). A model that reads order loses Hit@1; one that does not scores the same.")
+        for label, model in (("SASRec", sasrec), ("GRU4Rec", b.cf("gru4rec")), ("MLP-LLM", b.mlpllm(sasrec)),
+                             ("A-LLMRec", allmrec)):
+            t.rows.append(Row(label, {"rank": b.evaluate(model, "rank"),
+                                      "shuffled": b.evaluate(model, "rank", ablate="shuffle-history")}))
         specs.append(t)
     return Plan(data, budget, llm, sbert, seed, _readers_first(list(b.steps.values())), specs, cross_domain)
 

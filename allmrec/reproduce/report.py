@@ -170,6 +170,16 @@ def table_grid(spec: TableSpec, plan: Plan, root: Path) -> _Grid | None:
             grid.add(cells)
         grid.bold_best([2, 3] + ([4, 5] if gen else []))
         return grid
+    if spec.key == "order":
+        grid = _Grid(["model", "users", "Hit@1 (history as is)", "Hit@1 (history shuffled)",
+                      "Δ shuffled − as is [95% CI]"])
+        for row in spec.rows:
+            r, sh = load(row.results["rank"]), load(row.results["shuffled"])
+            v, h = _cell(r)
+            vs, hs = _cell(sh)
+            grid.add([(row.label, None), (str(r["n_users"]) if r else "—", None), (_fmt(v, h), v), (_fmt(vs, hs), vs),
+                      _delta(sh, r)])
+        return grid
     if spec.key == "4":
         grid = _Grid(["model", "cold items", "mid", "warm items", "all"])
         for row in spec.rows:

@@ -4,8 +4,11 @@ Every ``allmrec train …`` command runs the same way as ``allmrec …`` (one pr
 ``accelerate launch [--num_processes N] -m allmrec …`` (one process per device, or gloo processes on a
 CPU): the launcher sets the environment (``RANK``, ``WORLD_SIZE``, ``ACCELERATE_MIXED_PRECISION`` …) and
 ``Accelerator()`` reads it. Our ``--mixed-precision auto`` defers to the launcher's choice when it made
-one, else picks bf16 (fp16 without bf16 support) on a GPU, bf16 on a CPU with native bf16 matrix
-instructions (AVX512-BF16 or AMX), and fp32 on any other CPU.
+one, else picks bf16 (fp16 without bf16 support) on a GPU; on a CPU it picks bf16 for the LLM trainers (stage 2,
+MLP-LLM, TALLRec: ``cpu_bf16=True``) when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX), and
+fp32 otherwise. The CF models and stage 1 keep fp32 on a CPU under ``auto`` (bf16 was measured faster only for the
+LLM step; their small matrices were not measured), so their results stay those of fp32; ``--mixed-precision bf16``
+asks for it.
 
 Why bf16 on such CPUs: measured on a 2-core AMD EPYC with avx512_bf16 (torch 2.13), a 2048x576 by 576x1536
 matmul runs at 123 GFLOP/s in fp32 and 356 GFLOP/s in bf16, and an ``index-lora`` stage-2 step is several times
@@ -36,9 +39,9 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_mixed_precision(requested: str = "auto") -> str:
+def resolve_mixed_precision(requested: str = "auto", cpu_bf16: bool = False) -> str:
     """``auto`` → the launcher's ``--mixed_precision`` if given, else bf16/fp16 on CUDA, bf16 on a CPU with
-    native bf16 (:func:`cpu_has_native_bf16`), ``no`` on other CPUs.
+    native bf16 (:func:`cpu_has_native_bf16`) when ``cpu_bf16`` (the LLM trainers), ``no`` otherwise on a CPU.
 
     On a CPU, an explicit bf16 is honoured (autocast to bf16; the weights stay fp32) and fp16 falls back to ``no``
     (CPU fp16 matmuls are emulated).
@@ -53,7 +56,7 @@ def resolve_mixed_precision(requested: str = "auto") -> str:
         if launcher in ("no", "bf16", "fp16"):
             requested = launcher
         elif not cuda:
-            return "bf16" if cpu_has_native_bf16() else "no"
+            return "bf16" if cpu_bf16 and cpu_has_native_bf16() else "no"
         else:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if cuda:
@@ -61,7 +64,7 @@ def resolve_mixed_precision(requested: str = "auto") -> str:
     return "bf16" if requested == "bf16" else "no"
 
 
-def build_accelerator(mixed_precision: str = "auto", find_unused_parameters: bool = False):
+def build_accelerator(mixed_precision: str = "auto", find_unused_parameters: bool = False, cpu_bf16: bool = False):
     """An ``Accelerator`` for one run.
 
     accelerate keeps one process-wide ``AcceleratorState`` and refuses a second Accelerator with another
@@ -73,7 +76,7 @@ def build_accelerator(mixed_precision: str = "auto", find_unused_parameters: boo
     from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
 
-    precision = resolve_mixed_precision(mixed_precision)
+    precision = resolve_mixed_precision(mixed_precision, cpu_bf16)
     state = AcceleratorState._shared_state
     if state and str(state.get("_mixed_precision", precision)) != precision:
         AcceleratorState._reset_state(reset_partial_state=False)

@@ -34,7 +34,7 @@ class PromptTrainingArguments(ScalingArguments):
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute the LLM's activations in backward (saves memory)"})
     llm_quantization: str = field(default="none", metadata={"help": "load the LLM in 8bit or 4bit with bitsandbytes (CUDA; the paper: 8-bit OPT-6.7B; QLoRA-style under TALLRec's LoRA) or none"})
     llm_device_map: str | None = field(default=None, metadata={"help": "device_map for the LLM (e.g. auto: spread over the visible GPUs; one process only)"})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU, none on CPU), no, bf16, fp16"})
+    mixed_precision: str = field(default="auto", metadata={"help": "auto (bf16/fp16 on GPU; bf16 autocast on a CPU with AVX512-BF16 or AMX, fp32 on other CPUs), no, bf16, fp16"})
     llm_dtype: str = field(default="auto", metadata={"help": "LLM weight dtype: auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16"})
     seed: int = field(default=0, metadata={"help": "seed of every random choice (sampling, initialisation, LoRA, subsets)"})
     log_every: int = field(default=10, metadata={"help": "log the running loss every N steps"})
