@@ -79,7 +79,7 @@ def register_train(sub) -> None:
     p.add_argument("--early-stopping-metric", choices=("mrr", "loss"), default="mrr",
                    help="mrr: retrieval MRR of q -> e among the valid items (default); loss: held-out stage-1 loss")
     p.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
-                   help="auto: bf16 (or fp16) on GPU, fp32 on CPU")
+                   help="auto: bf16 (or fp16) on GPU, fp32 on CPU; bf16 autocast on a CPU on request")
     p.add_argument("--max-steps-per-epoch", type=int, help="cap the steps of each epoch (smoke tests)")
     p.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling, negatives, dropout")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
