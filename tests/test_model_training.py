@@ -25,7 +25,8 @@ def trained(stage2_inputs, tmp_path_factory):
     data, s1, llm = stage2_inputs
     out = tmp_path_factory.mktemp("stage2") / "model"
     rc = main(["train", "stage2", "--data", str(data), "--stage1", str(s1), "--llm", str(llm), "--out", str(out),
-               "--max-steps", "4", "--eval-every", "2", "--valid-users", "6", "--lr", "1e-3", "--no-progress"])
+               "--max-steps", "4", "--eval-every", "2", "--valid-users", "6", "--lr", "1e-3", "--no-progress",
+               "--recipe", "listwise"])  # the frozen-LLM path: the checkpoint holds no LLM weight at all
     assert rc == 0
     return out
 
@@ -60,7 +61,8 @@ def test_training_moves_the_projectors_and_only_them(stage2_inputs, tmp_path):
     from allmrec.model.training import Stage2TrainingArguments, build_model, train_stage2
 
     data, s1, llm = stage2_inputs
-    common = dict(data=str(data), stage1=str(s1), llm=str(llm), max_steps=2, valid_users=0, lr=1e-3, progress=False)
+    common = dict(data=str(data), stage1=str(s1), llm=str(llm), max_steps=2, valid_users=0, lr=1e-3, progress=False,
+                  recipe="listwise")  # frozen LLM: only the projectors may move
     logs = [train_stage2(Stage2TrainingArguments(out=str(tmp_path / f"run{i}"), **common)) for i in range(2)]
     assert [x["loss"] for x in logs[0]["losses"]] == [x["loss"] for x in logs[1]["losses"]]
     from safetensors.torch import load_file
@@ -263,6 +265,34 @@ def test_ablations_change_scores_and_are_recorded(trained, tiny_data, tmp_path, 
     assert res["evaluated_rows_fingerprint"] == ref["evaluated_rows_fingerprint"]  # same users and candidates
     # (a 4-step tiny random model barely reads its soft tokens, so the metrics may coincide; what is permuted is
     # checked directly below and in test_item_permutation_swaps_soft_tokens_only)
+
+
+def test_match_fusion_pulls_the_ranking_towards_the_matching_head(trained, tiny_data, tmp_path):
+    """--match-fusion W: W = 0 is the LLM alone; a huge W ranks as the matching head cos(O_u, O_c) does; the results
+    file records W; a checkpoint without a trained matching head is refused."""
+    import torch
+
+    from allmrec.model.inference import _RowEncoder, load_for_inference, rank_scores
+
+    model = load_for_inference(str(trained))
+    ds = PreparedDataset.load(tiny_data)
+    rows = ds.eval_rows("test")
+    plain = rank_scores(model, rows, ds.titles, progress=False)
+    np.testing.assert_allclose(rank_scores(model, rows, ds.titles, progress=False, match_fusion=0.0), plain)
+    fused = rank_scores(model, rows, ds.titles, progress=False, match_fusion=1e6)
+    b = _RowEncoder(model, ds.titles).batch(rows, np.arange(len(rows["user_id"])))
+    with torch.no_grad():
+        match = model.match_scores(model.user_representation(b["cf_input_ids"], b["user_ids"]),
+                                   torch.as_tensor(np.asarray(rows["candidates"]))).double().numpy()
+    assert (fused.argmax(1) == match.argmax(1)).all()
+    out = tmp_path / "fused.json"
+    assert main(["evaluate", "--model", str(trained), "--data", str(tiny_data), "--mode", "rank", "--match-fusion", "0.5",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["match_fusion"] == 0.5 and "--match-fusion 0.5" in res["command"]
+    model.config.match_weight = 0.0
+    with pytest.raises(AllmrecError, match="matching loss"):
+        rank_scores(model, rows, ds.titles, progress=False, match_fusion=1.0)
 
 
 def test_shuffle_users_gives_every_user_another_users_history(tiny_data):

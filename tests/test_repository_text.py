@@ -46,6 +46,8 @@ def test_no_tracked_file_tells_development_history():
     assert len(files) > 50  # the check really read the repository
     found = []
     for path in files:
+        if path.resolve() == Path(__file__).resolve():  # this file spells out what it looks for
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:

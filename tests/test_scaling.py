@@ -49,7 +49,10 @@ def allmrec(*args: str, processes: int = 1, env: dict | None = None, expect_rc: 
 def _stage2_args(inputs, out: Path, *extra: str) -> list[str]:
     data, s1, llm = inputs
     return ["train", "stage2", "--data", str(data), "--stage1", str(s1), "--llm", str(llm), "--out", str(out),
-            "--lr", "1e-2", "--seed", "3", "--no-progress", *extra]
+            "--lr", "1e-2", "--seed", "3", "--no-progress",
+            # exact equality across process counts and resumes: fp32 (bf16 autocast rounds differently per split)
+            # and the frozen-LLM recipe (only the projectors enter a training state)
+            "--mixed-precision", "no", "--recipe", "listwise", *extra]
 
 
 def _projectors(out: Path) -> dict[str, torch.Tensor]:

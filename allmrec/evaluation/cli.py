@@ -64,6 +64,10 @@ def register(sub) -> None:
                         "another item's soft token (prompt text unchanged). shuffle-history permutes every user's "
                         "history (prompt and CF input alike): does the model use order? All seeded by --subset-seed. "
                         "CF models and pop take shuffle-users and shuffle-history (the same permutations) (default: none)")
+    p.add_argument("--match-fusion", type=float, default=None, metavar="W",
+                   help="A-LLMRec / MLP-LLM, rank mode: score = log softmax(LLM) + W x log softmax(matching head "
+                        "cos(O_u, O_i)/tau) over the candidates (not in the paper; needs a listwise / index-lora "
+                        "checkpoint; choose W on --split valid) (default: 0, the LLM alone)")
     p.add_argument("--cross-domain", action="store_true",
                    help="the model was trained on another dataset (paper Table 7): text-only models (TALLRec, LLM-Only) "
                         "score this catalogue by its titles; A-LLMRec reaches it through the text path (every item "
@@ -135,6 +139,8 @@ def evaluate_command(args) -> str:
         parts.append("--stop-at-answer")
     if getattr(args, "ablate", None):
         parts += ["--ablate", args.ablate]
+    if getattr(args, "match_fusion", None):
+        parts += ["--match-fusion", str(args.match_fusion)]
     if getattr(args, "cross_domain", False):
         parts.append("--cross-domain")
     if getattr(args, "stage1", None):
@@ -161,6 +167,9 @@ def run_evaluate(args) -> int:
                            "catalogue; evaluate A-LLMRec (text path) or a text-only model (TALLRec, llm:NAME) instead")
     if getattr(args, "stage1", None) and not getattr(args, "cross_domain", False):
         raise AllmrecError("--stage1 is only read with --cross-domain (the model's own tables are used otherwise)")
+    if getattr(args, "match_fusion", None) and kind != "allmrec":
+        raise AllmrecError(f"--match-fusion needs an A-LLMRec / MLP-LLM checkpoint (it has a matching head); "
+                           f"{args.model} is a {kind} model")
     ablate = getattr(args, "ablate", None)
     if ablate and not (kind == "allmrec" or (kind in SCORER_KINDS and ablate in ("shuffle-users", "shuffle-history"))):
         raise AllmrecError(f"--ablate {ablate} needs a model that reads the CF signal (A-LLMRec / MLP-LLM; CF models: "

@@ -108,9 +108,20 @@ class _RowEncoder:
         return out
 
 
-def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progress=True) -> np.ndarray:
-    """``(N, C)`` log-likelihood scores of the stored candidates."""
+def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progress=True, match_fusion: float = 0.0) -> np.ndarray:
+    """``(N, C)`` log-likelihood scores of the stored candidates.
+
+    ``match_fusion`` w > 0 (not in the paper): the score of candidate c is log softmax_c(LLM) + w · log softmax_c(match),
+    where match is the model's own matching head, cos(O_u, O_c) / τ (:meth:`match_scores`), trained as the auxiliary
+    loss of the listwise recipes. Both terms are distributions over the same candidates, so w weighs how far the
+    LLM's choice is pulled towards the ranking its soft tokens already encode; w = 0 is the LLM alone."""
     from tqdm.auto import tqdm
+
+    if match_fusion < 0:
+        raise AllmrecError(f"--match-fusion must be >= 0, got {match_fusion}")
+    if match_fusion > 0 and not float(getattr(model.config, "match_weight", 0.0) or 0.0) > 0:
+        raise AllmrecError("--match-fusion needs a checkpoint trained with the matching loss (match_weight > 0: the "
+                           "listwise and index-lora recipes); this one has none, its matching head is untrained")
 
     enc = _RowEncoder(model, titles)
     cands = np.asarray(rows["candidates"], dtype=np.int64)
@@ -123,6 +134,14 @@ def rank_scores(model, rows, titles, batch_size=None, item_embedding=None, progr
             b["input_ids"], b["attention_mask"], conts, item_ids=b["item_ids"], cf_input_ids=b["cf_input_ids"],
             user_ids=b.get("user_ids"), item_embedding=item_embedding,
         )
+        if match_fusion > 0:
+            import torch
+
+            with torch.no_grad():
+                user = model.user_representation(b["cf_input_ids"], b.get("user_ids"))
+                match = model.match_scores(user, torch.as_tensor(cands[idx]), item_embedding)
+                s = (torch.log_softmax(s.double().cpu(), -1)
+                     + match_fusion * torch.log_softmax(match.double().cpu(), -1))
         scores[idx] = s.double().cpu().numpy()
     return scores
 
@@ -216,8 +235,11 @@ def evaluate_model(
     n_examples: int = 5,
     stop_at_answer: bool | None = None,
     ablate: str | None = None,
+    match_fusion: float = 0.0,
 ) -> dict[str, Any]:
     """Evaluate a loaded model on a :class:`~allmrec.data.dataset.PreparedDataset` split → results dict.
+
+    ``match_fusion`` (rank mode) adds the model's matching head to the LLM's scores (:func:`rank_scores`).
 
     ``ablate`` (``shuffle-users`` / ``shuffle-items``, :func:`apply_ablation`) destroys the CF signal first."""
     from ..evaluation.cf_evaluator import check_rows
@@ -251,11 +273,16 @@ def evaluate_model(
     progress = progress and is_main_process()
     align = _llm_batch_size(batch_size, mode)
     try:
+        if match_fusion and mode != "rank":
+            raise AllmrecError("--match-fusion applies to --mode rank only")
         if mode == "rank":
             scores = shard_and_gather(
-                lambda part: rank_scores(model, part, titles, batch_size, item_embedding, progress), rows, align)
+                lambda part: rank_scores(model, part, titles, batch_size, item_embedding, progress, match_fusion),
+                rows, align)
             per_user = per_user_rank_metrics(ranks_from_scores(scores, rows["target_index"]))
             extras["rank_normalization"] = model.config.rank_normalization
+            if match_fusion:
+                extras["match_fusion"] = match_fusion
         else:
             stop = model.config.generation_stop_at_answer if stop_at_answer is None else stop_at_answer
             outputs = shard_and_gather(
@@ -369,6 +396,7 @@ def evaluate_checkpoint(args) -> dict[str, Any]:
         seed=getattr(args, "subset_seed", 0),
         stop_at_answer=getattr(args, "stop_at_answer", None),
         ablate=getattr(args, "ablate", None),
+        match_fusion=getattr(args, "match_fusion", None) or 0.0,
         model_name=str(args.model),
         command=getattr(args, "command", None),
         timings=timings,
