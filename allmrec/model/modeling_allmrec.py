@@ -499,7 +499,7 @@ class ALLMRecForRecommendation(ALLMRecPreTrainedModel):
         use_text = torch.zeros(item_ids.shape, dtype=torch.bool, device=item_ids.device)
         if mode == "auto":
             use_text |= self.item_train_count[item_ids] == 0
-        if self.training and self.config.text_item_prob > 0:
+        if self.training and getattr(self.config, "text_item_prob", 0.0) > 0:
             # F_I learns both inputs, so q_i works for items whose e_i was never trained (cold items)
             use_text |= torch.rand(item_ids.shape, device=item_ids.device) < self.config.text_item_prob
         return torch.where(use_text.unsqueeze(-1), text, joint)
