@@ -98,7 +98,10 @@ def summarise(name: str, run: Path) -> dict:
     best = max(curve, key=lambda c: c[1]) if curve else (None, float("nan"))
     losses = [x["loss"] for x in log["losses"]]
     tail = losses[-10:]
-    return {"variant": name, "flags": (" ".join(VARIANTS[name]) if name in VARIANTS else included_flags(log["args"])) or "(default recipe)",
+    flags = " ".join(VARIANTS[name]) if name in VARIANTS else included_flags(log["args"])
+    if name in OWN_STAGE1:
+        flags = f"--stage1 {log['args'].get('stage1')} {flags}".strip()
+    return {"variant": name, "flags": flags or "(default recipe)",
             "curve": curve, "final": curve[-1][1] if curve else float("nan"), "best": best[1], "best_step": best[0],
             "steps": log["steps"], "seconds_per_step": log.get("seconds_per_step"),
             "final_loss": sum(tail) / len(tail) if tail else float("nan"),
