@@ -1,6 +1,6 @@
 """Rebuild ``work/`` of this report folder from ``carry/``: checks SHA256SUMS, copies the files, and rebuilds the
 stage-1 SBERT (``work/s1-sasrec/sbert``) from the all-MiniLM-L6-v2 asset plus the 32 fine-tuned tensors kept here
-(14 MB instead of 87 MB). Run from the report folder: ``python carry/restore.py``."""
+(14 MB instead of 87 MB; ``pack_sbert.py`` writes them). Run from the report folder: ``python carry/restore.py``."""
 
 import hashlib
 import json
